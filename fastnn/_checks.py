@@ -1,0 +1,43 @@
+"""Input validation shared by the public API: one clear ValueError per problem,
+raised before anything is modified."""
+
+import numbers
+
+import numpy as np
+
+DTYPES = (np.float32, np.float64)
+
+
+def check_dtype(dtype):
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be float32 or float64, got {dt.name}")
+    return dt.type
+
+
+def check_positive_int(name, v):
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def check_X(X, n_in, dtype, allow_empty=False, name="X"):
+    """2-D, numeric, finite, ``n_in`` columns; converted to contiguous ``dtype``."""
+    X = np.asarray(X)
+    if X.dtype == object or X.dtype.kind not in "fiub":
+        raise ValueError(f"{name} must be numeric, got dtype {X.dtype}")
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (samples, features), got {X.ndim} dimension(s) with shape {X.shape}")
+    if not allow_empty and X.shape[0] == 0:
+        raise ValueError(f"{name} is empty (0 samples)")
+    if n_in is not None and X.shape[1] != n_in:
+        raise ValueError(f"{name} has {X.shape[1]} features but the network expects {n_in}")
+    X = np.ascontiguousarray(X, dtype=dtype)
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return X
+
+
+def check_rows(X, Y, xname="X", yname="Y"):
+    if len(X) != len(Y):
+        raise ValueError(f"{xname} has {len(X)} samples but {yname} has {len(Y)}")

@@ -1,0 +1,143 @@
+"""Backend selection: one place that maps a name to an :class:`~fastnn.backends.base.Ops`.
+
+Names are ``"numpy"`` (the pure-NumPy reference), ``"numba"`` (compiled CPU kernels),
+``"cuda"`` (numba.cuda kernels on an NVIDIA GPU) and ``"auto"`` (the fastest one that
+works here). The default comes from :func:`set_backend`, else the ``FASTNN_BACKEND``
+environment variable, else ``"auto"``.
+
+Each backend lives in its own module and is imported on first use, so a missing or
+broken backend never stops the others from working: asking for it raises
+:class:`BackendUnavailable` with the reason.
+"""
+
+import contextlib
+import importlib
+import os
+
+BACKENDS = ("numpy", "numba", "cuda")
+# Module and class implementing each backend (relative to this package).
+_IMPL = {
+    "numpy": (".base", "Ops"),
+    "numba": (".numba_cpu", "NumbaOps"),
+    "cuda": (".cuda_gpu", "CudaOps"),
+}
+_AUTO_ORDER = ("cuda", "numba", "numpy")
+
+_instances = {}
+_failures = {}
+_default = None
+
+
+class BackendUnavailable(RuntimeError):
+    """Raised when a named backend cannot run here; the message says why."""
+
+
+def _load(name):
+    if name in _instances:
+        return _instances[name]
+    if name in _failures:
+        raise BackendUnavailable(_failures[name])
+    modname, clsname = _IMPL[name]
+    try:
+        mod = importlib.import_module(modname, __name__)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith(__name__):
+            reason = f"backend {name!r} is not implemented in this version of fastnn"
+        else:
+            reason = f"backend {name!r} needs the package {exc.name!r}, which is not installed"
+        _failures[name] = reason
+        raise BackendUnavailable(reason) from None
+    cls = getattr(mod, clsname)
+    why = cls.unavailable_reason() if hasattr(cls, "unavailable_reason") else None
+    if why:
+        _failures[name] = f"backend {name!r} is unavailable: {why}"
+        raise BackendUnavailable(_failures[name])
+    _instances[name] = cls()
+    return _instances[name]
+
+
+def available_backends():
+    """Which backends can run here.
+
+    Returns
+    -------
+    dict
+        ``{name: None}`` for a working backend, ``{name: "reason"}`` for one that is not.
+    """
+    out = {}
+    for name in BACKENDS:
+        try:
+            _load(name)
+            out[name] = None
+        except BackendUnavailable as exc:
+            out[name] = str(exc)
+    return out
+
+
+def _check_name(name):
+    if name not in BACKENDS and name != "auto":
+        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS + ('auto',))}")
+
+
+def resolve_backend(name=None):
+    """Turn ``None``/``"auto"``/a name into the name of a backend that runs here."""
+    if name is None:
+        name = _default or os.environ.get("FASTNN_BACKEND") or "auto"
+    name = name.strip().lower()
+    _check_name(name)
+    if name != "auto":
+        _load(name)
+        return name
+    for cand in _AUTO_ORDER:
+        try:
+            _load(cand)
+            return cand
+        except BackendUnavailable:
+            continue
+    return "numpy"  # pragma: no cover - numpy always loads
+
+
+def get_ops(name=None):
+    """The :class:`~fastnn.backends.base.Ops` for a backend name (or the default).
+
+    An ``Ops`` instance passed as ``name`` is returned unchanged.
+    """
+    if name is not None and not isinstance(name, str):
+        return name
+    return _load(resolve_backend(name))
+
+
+def set_backend(name):
+    """Set the process-wide default backend (``None`` restores ``FASTNN_BACKEND``/auto).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    BackendUnavailable
+        When the backend cannot run here.
+    """
+    global _default
+    if name is not None:
+        _check_name(name.lower())
+        if name.lower() != "auto":
+            _load(name.lower())
+        name = name.lower()
+    _default = name
+
+
+def get_backend():
+    """Name of the backend that ``backend=None`` resolves to right now."""
+    return resolve_backend(None)
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """Context manager that sets the default backend and restores the previous one."""
+    global _default
+    old = _default
+    set_backend(name)
+    try:
+        yield get_ops(name)
+    finally:
+        _default = old

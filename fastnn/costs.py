@@ -1,0 +1,207 @@
+"""Cost functions: MSE (the seeds' 1/(2N) convention), softmax cross-entropy, BCE.
+
+Each cost has ``value(pred, target) -> float`` and ``grad(pred, target) -> dJ/dpred``
+for the low-level API, plus what the trainers need: checking and converting targets
+(:meth:`Cost.prepare`), the gradient at the last layer (:meth:`Cost.output_delta`,
+which fuses BCE with a final Sigmoid) and counting correct predictions.
+"""
+
+import numpy as np
+
+from fastnn.kernels import reference as _ref
+from fastnn.layers import Sigmoid
+
+
+def _as_float(a, dtype):
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+class Targets:
+    """Targets checked and converted for one cost and network.
+
+    Attributes
+    ----------
+    T : ndarray
+        What the cost kernels take: float (N, K), or int64 labels (N,) for
+        cross-entropy with integer labels.
+    labels : ndarray or None
+        int64 (N,) class labels used for accuracy, or None for regression.
+    """
+
+    def __init__(self, T, labels):
+        self.T, self.labels = T, labels
+
+    def __len__(self):
+        return len(self.T)
+
+    def take(self, idx):
+        return Targets(self.T[idx], None if self.labels is None else self.labels[idx])
+
+
+def _check_labels(y, n_classes, what="labels"):
+    y = np.asarray(y)
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)):
+            raise ValueError(f"{what} contain NaN or inf")
+        if not np.all(y == np.round(y)):
+            raise ValueError(f"{what} must be whole numbers, got non-integer values")
+    elif y.dtype.kind not in "iub":
+        raise ValueError(f"{what} must be integers, got dtype {y.dtype}")
+    yi = y.astype(np.int64)
+    if len(yi) and (yi.min() < 0 or yi.max() >= n_classes):
+        raise ValueError(f"{what} must lie in 0..{n_classes - 1} for a network with {n_classes} outputs; "
+                         f"got values from {yi.min()} to {yi.max()}")
+    return yi
+
+
+def _check_float_targets(Y, n_out, dtype, name):
+    Y = np.asarray(Y)
+    if Y.dtype.kind not in "fiub":
+        raise ValueError(f"targets must be numeric, got dtype {Y.dtype}")
+    if Y.ndim == 1 and n_out == 1:
+        Y = Y.reshape(-1, 1)
+    if Y.ndim != 2:
+        raise ValueError(f"{name} targets must be 2-D (N, {n_out})" + (" or 1-D (N,)" if n_out == 1 else "")
+                         + f", got an array with {Y.ndim} dimension(s) of shape {Y.shape}")
+    if Y.shape[1] != n_out:
+        raise ValueError(f"targets have {Y.shape[1]} columns but the network has {n_out} outputs")
+    Y = _as_float(Y, dtype)
+    if not np.all(np.isfinite(Y)):
+        raise ValueError("targets contain NaN or inf")
+    return Y
+
+
+class Cost:
+    """Base class. Subclasses set ``code`` (a ``reference`` cost code)."""
+
+    code = None
+    classification = False
+
+    def value(self, pred, target):
+        """Mean cost over the batch: (N, K), targets -> float."""
+        return _ref.cost_value(self.code, pred, target)
+
+    def grad(self, pred, target):
+        """Gradient of :meth:`value` with respect to ``pred``: (N, K)."""
+        return _ref.cost_grad(self.code, pred, target)
+
+    def __call__(self, pred, target):
+        """``(value, grad)``, as PuzzleLib's costs return."""
+        return self.value(pred, target), self.grad(pred, target)
+
+    # -- used by the trainers -------------------------------------------------------
+    def prepare(self, Y, n_out, dtype):  # pragma: no cover - abstract
+        """Check targets ``Y`` for a network with ``n_out`` outputs; return :class:`Targets`."""
+        raise NotImplementedError
+
+    def fuses_with(self, last_layer):
+        """Whether :meth:`output_delta` already includes ``last_layer``'s backward."""
+        return False
+
+    def output_delta(self, ops, pred, T, last_layer):
+        """Gradient handed to the network's backward: dJ/dpred, or dJ/d(pre-activation)
+        of the last layer when :meth:`fuses_with` says so."""
+        return ops.cost_grad(self.code, pred, T)
+
+    def count_correct(self, pred, labels):
+        """Number of correct predictions in a batch (``labels`` from :class:`Targets`)."""
+        return int(np.count_nonzero(pred.argmax(axis=1) == labels))
+
+    def accuracy_denominator(self, n, n_out):
+        return n
+
+    def config(self):
+        return {"type": type(self).__name__}
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class MSE(Cost):
+    """Mean squared error, ``J = 1/(2N) * sum_n ||pred_n - target_n||^2`` (seeds 000-002).
+
+    Targets are (N, K) floats, or (N,) when K = 1. For a network with K > 1 outputs,
+    1-D *integer* targets are class labels: they are one-hot encoded (as seed 002
+    does for MNIST) and training reports accuracy.
+    """
+
+    code = _ref.MSE
+
+    def prepare(self, Y, n_out, dtype):
+        Y = np.asarray(Y)
+        if Y.ndim == 1 and n_out > 1 and Y.dtype.kind in "iu":
+            labels = _check_labels(Y, n_out)
+            T = np.zeros((len(labels), n_out), dtype)
+            T[np.arange(len(labels)), labels] = 1
+            return Targets(T, labels)
+        return Targets(_check_float_targets(Y, n_out, dtype, "MSE"), None)
+
+
+class CrossEntropy(Cost):
+    """Softmax cross-entropy on raw scores (the network ends in a Linear, not a Softmax).
+
+    Targets are integer labels (N,) in 0..C-1, or one-hot / probability rows (N, C).
+    """
+
+    code = _ref.CROSS_ENTROPY
+    classification = True
+
+    def prepare(self, Y, n_out, dtype):
+        Y = np.asarray(Y)
+        if Y.ndim == 1:
+            if n_out < 2:
+                raise ValueError("CrossEntropy needs a network with at least 2 outputs; use BCE for one output")
+            labels = _check_labels(Y, n_out)
+            return Targets(labels, labels)
+        T = _check_float_targets(Y, n_out, dtype, "CrossEntropy")
+        if np.any(T < 0) or not np.allclose(T.sum(axis=1), 1, atol=1e-3):
+            raise ValueError("CrossEntropy 2-D targets must be one-hot or probability rows that sum to 1")
+        return Targets(T, T.argmax(axis=1).astype(np.int64))
+
+
+class BCE(Cost):
+    """Binary cross-entropy on a sigmoid output (probabilities in (0, 1)).
+
+    ``J = -1/N * sum_n sum_k [t log p + (1 - t) log(1 - p)]``. Targets are (N, K) in
+    [0, 1], or (N,) when K = 1. When the network ends in a Sigmoid the trainers use
+    the fused gradient ``(p - t) / N``, which never divides by ``p (1 - p)``.
+    Accuracy counts ``p > 0.5`` against ``t > 0.5`` over all N*K outputs.
+    """
+
+    code = _ref.BCE
+    classification = True
+
+    def prepare(self, Y, n_out, dtype):
+        T = _check_float_targets(Y, n_out, dtype, "BCE")
+        if np.any(T < 0) or np.any(T > 1):
+            raise ValueError("BCE targets must lie in [0, 1]")
+        return Targets(T, (T > 0.5))
+
+    def fuses_with(self, last_layer):
+        return isinstance(last_layer, Sigmoid)
+
+    def output_delta(self, ops, pred, T, last_layer):
+        if self.fuses_with(last_layer):
+            return ops.bce_sigmoid_delta(pred, T)
+        return ops.cost_grad(self.code, pred, T)
+
+    def count_correct(self, pred, labels):
+        return int(np.count_nonzero((pred > 0.5) == labels))
+
+    def accuracy_denominator(self, n, n_out):
+        return n * n_out
+
+
+_COSTS = {"mse": MSE, "ce": CrossEntropy, "cross_entropy": CrossEntropy, "crossentropy": CrossEntropy,
+          "bce": BCE, "binary_cross_entropy": BCE}
+
+
+def get_cost(cost):
+    """A :class:`Cost` from an instance, a class or a name (``"mse"``, ``"ce"``, ``"bce"``)."""
+    if isinstance(cost, Cost):
+        return cost
+    if isinstance(cost, type) and issubclass(cost, Cost):
+        return cost()
+    if isinstance(cost, str) and cost.lower() in _COSTS:
+        return _COSTS[cost.lower()]()
+    raise ValueError(f"unknown cost {cost!r}; use fastnn.MSE(), fastnn.CrossEntropy() or fastnn.BCE()")

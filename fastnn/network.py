@@ -1,0 +1,293 @@
+"""Sequential: a feed-forward network whose parameters live in one flat buffer.
+
+Buffer layout (``net.params``; ``net.grads`` has the same layout)::
+
+    [ W_1 | W_2 | ... | W_k | b_1 | b_2 | ... | b_k ]
+      (in_1, out_1) row-major ...            (out_i,) for Linears with a bias
+
+All weights come first so that weight decay is one contiguous slice
+(``params[:n_decay]``) and a fused kernel needs only the layer sizes to find
+every tensor. Each Linear's ``W``/``b``/``dW``/``db`` are views into these buffers.
+"""
+
+import copy
+
+import numpy as np
+
+from fastnn import _checks
+from fastnn.layers import Activation, Layer, Linear, layer_from_config
+
+
+class Sequential:
+    """A stack of layers applied in order.
+
+    Parameters
+    ----------
+    *layers : Layer
+        Linear layers and activations. Sizes are checked here: a Linear whose
+        ``insize`` differs from the previous Linear's ``outsize`` raises ValueError.
+    seed : int or None
+        Seed for the initial weights, drawn here; None means fresh entropy.
+    dtype : numpy dtype
+        float32 (default) or float64.
+    """
+
+    def __init__(self, *layers, seed=None, dtype=np.float32):
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        self.dtype = _checks.check_dtype(dtype)
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self.layers = []
+        for layer in layers:
+            self._check_layer(layer)
+            self.layers.append(layer)
+        self._check_sizes()
+        self._allocate(init=True)
+
+    # -- structure -----------------------------------------------------------------
+    @staticmethod
+    def _check_layer(layer):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential takes fastnn layers, got {layer!r}")
+
+    @staticmethod
+    def _describe(i, layer):
+        return f"layer {i} ({layer.name or repr(layer)})"
+
+    def _check_sizes(self, layers=None):
+        layers = self.layers if layers is None else layers
+        prev = None
+        for i, layer in enumerate(layers):
+            if isinstance(layer, Linear):
+                if prev is not None and layers[prev].outsize != layer.insize:
+                    p = layers[prev]
+                    raise ValueError(
+                        f"size mismatch: {self._describe(prev, p)} outputs {p.outsize} values but "
+                        f"{self._describe(i, layer)} expects {layer.insize} inputs")
+                prev = i
+
+    @property
+    def linears(self):
+        """The Linear layers, in order."""
+        return [layer for layer in self.layers if isinstance(layer, Linear)]
+
+    @property
+    def insize(self):
+        """Number of inputs (that of the first Linear), or None without one."""
+        lin = self.linears
+        return lin[0].insize if lin else None
+
+    @property
+    def outsize(self):
+        """Number of outputs (that of the last Linear), or None without one."""
+        lin = self.linears
+        return lin[-1].outsize if lin else None
+
+    @property
+    def n_params(self):
+        return int(self.params.size)
+
+    def _allocate(self, init, keep=()):
+        """(Re)build the flat buffers and rebind every Linear to views of them.
+
+        ``init`` draws fresh weights for every Linear not in ``keep``; the others
+        keep their current values.
+        """
+        lin = self.linears
+        n_w = sum(layer.n_weights for layer in lin)
+        n_b = sum(layer.outsize for layer in lin if layer.bias)
+        params = np.zeros(n_w + n_b, self.dtype)
+        grads = np.zeros(n_w + n_b, self.dtype)
+        w_off, b_off = 0, n_w
+        for layer in lin:
+            old_W, old_b = layer.W.copy(), (layer.b.copy() if layer.bias else None)
+            layer.bind(params, grads, w_off, b_off)
+            if init and layer not in keep:
+                layer.init_params(self._rng)
+            else:
+                layer.W[...] = old_W
+                if layer.bias:
+                    layer.b[...] = old_b
+            w_off += layer.n_weights
+            b_off += layer.outsize if layer.bias else 0
+        self.params, self.grads, self.n_decay = params, grads, n_w
+
+    def append(self, layer):
+        """Add a layer at the end (sizes are checked; a new Linear is initialised
+        from the network's random generator)."""
+        self._check_layer(layer)
+        self._check_sizes(self.layers + [layer])
+        keep = tuple(self.linears)
+        self.layers.append(layer)
+        self._allocate(init=True, keep=keep)
+        return self
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __repr__(self):
+        inner = ",\n  ".join(repr(layer) for layer in self.layers)
+        dt = "" if self.dtype == np.float32 else f", dtype={np.dtype(self.dtype).name}"
+        return f"Sequential(\n  {inner}{dt}\n)"
+
+    def summary(self):
+        """A table of layers, output sizes and parameter counts, as a string."""
+        rows = ["layer                         output   params"]
+        width = self.insize
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Linear):
+                width = layer.outsize
+            rows.append(f"{i:>2} {repr(layer):<26} {width!s:>7} {layer.n_params:>8}")
+        rows.append(f"total params: {self.n_params}  dtype: {np.dtype(self.dtype).name}")
+        return "\n".join(rows)
+
+    # -- copies and dtype ----------------------------------------------------------
+    def copy(self):
+        """A deep copy (weights, structure; the copy's buffers are its own)."""
+        return copy.deepcopy(self)
+
+    def __deepcopy__(self, memo):
+        new = Sequential.__new__(Sequential)
+        memo[id(self)] = new
+        new.dtype, new.seed = self.dtype, self.seed
+        new._rng = copy.deepcopy(self._rng, memo)
+        new.layers = [copy.copy(layer) for layer in self.layers]
+        for layer in new.layers:
+            layer.inData = layer.data = None
+        new._allocate(init=False)  # copies each layer's current values into new buffers
+        return new
+
+    def astype(self, dtype):
+        """This network converted to ``dtype`` (float32 or float64), as a new network."""
+        new = self.copy()
+        new.dtype = _checks.check_dtype(dtype)
+        new._allocate(init=False)
+        return new
+
+    def config(self):
+        """JSON-serialisable architecture (layers and dtype)."""
+        return {"layers": [layer.config() for layer in self.layers], "dtype": np.dtype(self.dtype).name}
+
+    @classmethod
+    def from_config(cls, cfg):
+        """Rebuild a network (with freshly initialised weights) from :meth:`config`."""
+        layers = [layer_from_config(c) for c in cfg["layers"]]
+        return cls(*layers, dtype=np.dtype(cfg.get("dtype", "float32")))
+
+    # -- low-level forward/backward, as in the seeds --------------------------------
+    def forward(self, x, backend=None):
+        """Run ``x`` (B, insize) through every layer; layers keep what backward needs."""
+        from fastnn.backends import get_ops
+
+        ops = get_ops(backend)
+        x = _checks.check_X(x, self.insize, self.dtype, allow_empty=True)
+        for layer in self.layers:
+            x = layer.forward(x, ops)
+        return x
+
+    __call__ = forward
+
+    def backward(self, grad, backend=None, skip_last=False):
+        """Back-propagate ``grad`` = dJ/d(output), (B, outsize), through every layer.
+
+        Overwrites each Linear's ``dW``/``db`` (and so ``net.grads``) and returns the
+        input gradient (B, insize). With ``skip_last`` the last layer is an
+        activation whose backward is already folded into ``grad``.
+        """
+        from fastnn.backends import get_ops
+
+        ops = get_ops(backend)
+        layers = self.layers[:-1] if skip_last else self.layers
+        for layer in reversed(layers):
+            grad = layer.backward(grad, ops)
+        return grad
+
+    # -- inference -------------------------------------------------------------------
+    def predict(self, X, batch_size=None, backend=None):
+        """Network outputs for ``X`` (N, insize), computed in batches; any N >= 0.
+
+        For a network trained with CrossEntropy these are raw scores; use
+        :func:`fastnn.softmax` or ``argmax(axis=1)`` for probabilities or classes.
+        """
+        from fastnn.backends import get_ops
+
+        X = _checks.check_X(X, self.insize, self.dtype, allow_empty=True)
+        if batch_size is not None:
+            _checks.check_positive_int("batch_size", batch_size)
+        return get_ops(backend).predict(self, X, batch_size)
+
+    def evaluate(self, X, Y, cost, batch_size=None, backend=None):
+        """Loss (and accuracy for classification) of the network on ``X``, ``Y``.
+
+        Returns
+        -------
+        dict
+            ``{"loss": float}``, plus ``"accuracy"`` when the cost and targets are a
+            classification.
+        """
+        from fastnn.costs import get_cost
+
+        cost = get_cost(cost)
+        X = _checks.check_X(X, self.insize, self.dtype)
+        tg = cost.prepare(Y, self.outsize, self.dtype)
+        _checks.check_rows(X, tg.T, "X", "Y")
+        pred = self.predict(X, batch_size, backend)
+        out = {"loss": cost.value(pred, tg.T)}
+        if tg.labels is not None:
+            out["accuracy"] = cost.count_correct(pred, tg.labels) / cost.accuracy_denominator(len(X), self.outsize)
+        return out
+
+    # -- training --------------------------------------------------------------------
+    def fit(self, X, Y, cost, optimizer, epochs=1, batch_size=32, shuffle=True, seed=None,
+            validation_data=None, backend="auto", callbacks=None, progress=False):
+        """Train the network in place; returns a :class:`~fastnn.History`.
+
+        Parameters
+        ----------
+        X : array (N, insize)
+        Y : targets for ``cost`` (see :class:`~fastnn.MSE`, :class:`~fastnn.CrossEntropy`,
+            :class:`~fastnn.BCE`).
+        cost, optimizer : Cost and Optimizer instances.
+        epochs, batch_size : int
+            The last minibatch of an epoch may be short.
+        shuffle : bool
+            Visit samples in a new random order every epoch (from ``seed``).
+        seed : int or None
+            Seed for the shuffle order; None means fresh entropy. Weights are never
+            re-initialised: calling ``fit`` again continues training.
+        validation_data : (X_val, Y_val), optional
+            Adds ``val_loss`` (and ``val_accuracy``) to the History every epoch.
+        backend : "auto", "numpy", "numba" or "cuda"
+        callbacks : list of :class:`~fastnn.callbacks.Callback`
+        progress : bool
+            Show progress (a callback like any other).
+        """
+        from fastnn.training import Trainer
+
+        trainer = Trainer(self, cost, optimizer, batch_size=batch_size, backend=backend,
+                          shuffle=shuffle, seed=seed)
+        return trainer.fit(X, Y, epochs=epochs, validation_data=validation_data,
+                           callbacks=callbacks, progress=progress)
+
+
+def is_plain_mlp(net):
+    """True when ``net`` is Linear layers each followed by at most one activation
+    (the shape every fused training kernel handles)."""
+    prev_linear = False
+    for layer in net.layers:
+        if isinstance(layer, Linear):
+            prev_linear = True
+        elif isinstance(layer, Activation):
+            if not prev_linear:
+                return False
+            prev_linear = False
+        else:
+            return False
+    return bool(net.layers) and isinstance(net.layers[0], Linear)

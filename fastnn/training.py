@@ -1,0 +1,152 @@
+"""Trainer (the loop behind ``Sequential.fit``) and History.
+
+The loop itself is backend-independent: per epoch it draws the sample order from
+the Trainer's own generator, then asks the backend's Runner to train on chunks of
+batches. Compiled backends run a whole chunk (normally a whole epoch) in one call;
+the numpy backend loops over batches in Python. The shuffle order and the initial
+weights never depend on the backend, so two backends can be compared step by step.
+"""
+
+import time
+
+import numpy as np
+
+from fastnn import _checks
+from fastnn.backends import get_ops
+from fastnn.callbacks import CallbackList, progress_callback
+from fastnn.costs import get_cost
+from fastnn.optimizers import get_optimizer
+
+
+class History:
+    """What ``fit`` returns: ``history`` maps a metric name to its per-epoch values.
+
+    Keys: ``"loss"`` always; ``"accuracy"`` for classification; ``"val_loss"`` and
+    ``"val_accuracy"`` with validation data. ``epoch`` lists the epoch indices and
+    ``times`` the seconds each epoch took.
+    """
+
+    def __init__(self):
+        self.history = {}
+        self.epoch = []
+        self.times = []
+        self.stopped_early = False
+
+    def append(self, epoch, logs, seconds):
+        self.epoch.append(epoch)
+        self.times.append(seconds)
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(v)
+
+    def __getitem__(self, key):
+        return self.history[key]
+
+    def __repr__(self):
+        last = {k: round(v[-1], 4) for k, v in self.history.items() if v}
+        return f"History(epochs={len(self.epoch)}, last={last})"
+
+
+class Trainer:
+    """Holds what one training run needs and runs it (PuzzleLib's Trainer).
+
+    Parameters
+    ----------
+    net : Sequential
+    cost : Cost
+    optimizer : Optimizer
+    batch_size : int
+    backend : str or None
+        ``"auto"``, ``"numpy"``, ``"numba"``, ``"cuda"``; None means the default.
+    shuffle : bool
+    seed : int or None
+        Seed of the shuffle order.
+    """
+
+    def __init__(self, net, cost, optimizer, batch_size=32, backend=None, shuffle=True, seed=None):
+        self.net = net
+        self.cost = get_cost(cost)
+        self.optimizer = get_optimizer(optimizer)
+        self.batch_size = _checks.check_positive_int("batch_size", batch_size)
+        self.ops = get_ops(backend)
+        self.shuffle = bool(shuffle)
+        self.rng = np.random.default_rng(seed)
+        self.stop_training = False
+        self.epochs = 0
+        if not net.linears:
+            raise ValueError("the network has no Linear layer, so nothing to train")
+
+    def _prepare(self, X, Y, name="X", yname="Y"):
+        X = _checks.check_X(X, self.net.insize, self.net.dtype, name=name)
+        targets = self.cost.prepare(Y, self.net.outsize, self.net.dtype)
+        _checks.check_rows(X, targets.T, name, yname)
+        return X, targets
+
+    def fit(self, X, Y, epochs=1, validation_data=None, callbacks=None, progress=False):
+        """Train for ``epochs`` epochs; returns a :class:`History`.
+
+        Every argument is checked before any parameter changes.
+        """
+        epochs = _checks.check_positive_int("epochs", epochs)
+        self.optimizer.check()
+        X, targets = self._prepare(X, Y)
+        val = None
+        if validation_data is not None:
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+                raise ValueError("validation_data must be a tuple (X_val, Y_val)")
+            val = self._prepare(*validation_data, name="X_val", yname="Y_val")
+        cbs = list(callbacks or [])
+        if progress:
+            cbs.append(progress_callback())
+        cbs = CallbackList(cbs)
+
+        net, n = self.net, len(X)
+        self.epochs, self.stop_training = epochs, False
+        history = self.history = History()
+        cbs.set_trainer(self)
+        self.optimizer.ensure_setup(net)
+        runner = self.ops.make_runner(net, self.cost, self.optimizer, X, targets, self.batch_size)
+        nb = runner.n_batches
+        acc_den = self.cost.accuracy_denominator(n, net.outsize)
+        cbs.on_train_begin({})
+        try:
+            for epoch in range(epochs):
+                cbs.on_epoch_begin(epoch, {})
+                t0 = time.perf_counter()
+                order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+                order = order.astype(np.int64)
+                chunk = max(1, nb // 100) if cbs.wants_batches else nb
+                loss_sum, correct = 0.0, 0
+                for b0 in range(0, nb, chunk):
+                    b1 = min(nb, b0 + chunk)
+                    ls, c = runner.run(order, b0, b1)
+                    loss_sum, correct = loss_sum + ls, correct + c
+                    seen = min(n, b1 * self.batch_size)
+                    if cbs.wants_batches:
+                        blogs = {"batch": b1 - 1, "n_batches": nb, "loss": loss_sum / seen}
+                        if targets.labels is not None:
+                            blogs["accuracy"] = correct / self.cost.accuracy_denominator(seen, net.outsize)
+                        cbs.on_batch_end(b1 - 1, blogs)
+                runner.finish()
+                logs = {"loss": loss_sum / n}
+                if targets.labels is not None:
+                    logs["accuracy"] = correct / acc_den
+                if val is not None:
+                    vX, vt = val
+                    pred = self.ops.predict(net, vX, None)
+                    logs["val_loss"] = self.cost.value(pred, vt.T)
+                    if vt.labels is not None:
+                        logs["val_accuracy"] = (self.cost.count_correct(pred, vt.labels)
+                                                / self.cost.accuracy_denominator(len(vX), net.outsize))
+                history.append(epoch, logs, time.perf_counter() - t0)
+                cbs.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    history.stopped_early = epoch + 1 < epochs
+                    break
+        finally:
+            runner.finish()
+        cbs.on_train_end({"history": history})
+        return history
+
+    def train(self, X, Y, epochs=1, **kwargs):
+        """Alias of :meth:`fit`."""
+        return self.fit(X, Y, epochs=epochs, **kwargs)

@@ -1,0 +1,59 @@
+"""Shared test configuration: tolerances per dtype (the one table), data paths, torch."""
+
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# Tolerances for comparing a kernel's result with the NumPy reference, per dtype.
+# float32 kernels may sum in a different order (or with fastmath), so they get looser bounds.
+TOL = {
+    np.float32: dict(rtol=2e-5, atol=2e-6),
+    np.float64: dict(rtol=1e-10, atol=1e-12),
+}
+# Training equality across backends after ~200 steps (float64), as the issues require.
+TRAIN_RTOL64 = 1e-6
+# Finite-difference gradient checks (always float64).
+GRADCHECK_TOL = 1e-5
+
+DTYPES = [np.float32, np.float64]
+
+
+def tol(dtype):
+    """``assert_allclose`` keyword arguments for ``dtype``."""
+    return TOL[np.dtype(dtype).type]
+
+
+def mnist_dir():
+    """Directory holding the four MNIST files, or None (FASTNN_DATA, then ../shared/data/mnist)."""
+    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+    for cand in (os.environ.get("FASTNN_DATA"), ROOT.parent / "shared" / "data" / "mnist"):
+        if cand and all((pathlib.Path(cand) / n).is_file() for n in names):
+            return pathlib.Path(cand)
+    return None
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """(X_train, y_train, X_test, y_test), or skip with a reason when MNIST is absent."""
+    d = mnist_dir()
+    if d is None:
+        pytest.skip("MNIST not found: set FASTNN_DATA or put the files in ../shared/data/mnist")
+    from fastnn.datasets import load_mnist
+
+    return load_mnist(d, download=False)
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """The torch module, or skip with a reason (torch is an optional oracle)."""
+    return pytest.importorskip("torch", reason="torch is not installed (optional oracle: pip install torch==2.13.0)")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
