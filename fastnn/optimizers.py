@@ -39,11 +39,12 @@ class Optimizer:
         for name in self.state_names():
             setattr(self, name, np.zeros_like(net.params))
         self.t = 0
-        self._net_key = (id(net.params), net.params.size, net.params.dtype)
+        # Keep the buffer itself, not its id(): a freed buffer's address can be reused.
+        self._net_key = net.params
 
     def ensure_setup(self, net):
         """Set up for ``net`` unless already set up for its current parameter buffer."""
-        if self._net_key != (id(net.params), net.params.size, net.params.dtype):
+        if self._net_key is not net.params:
             self.setup(net)
 
     def check(self):

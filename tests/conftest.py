@@ -57,3 +57,13 @@ def torch():
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+# fastnn float64 training vs torch.optim after a few dozen steps (summation order differs).
+TORCH_RTOL64 = 1e-9
+
+# tests/cuda runs in its own pytest process: NUMBA_ENABLE_CUDASIM=1 (the simulator) must be
+# set before numba is imported, or FASTNN_CUDA_TESTS=1 on a machine with an NVIDIA GPU. The
+# main `python -m pytest` run (no simulator) never collects it; tests/test_cuda_ptx.py does run.
+collect_ignore = []
+if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1" and os.environ.get("FASTNN_CUDA_TESTS") != "1":
+    collect_ignore.append("cuda")

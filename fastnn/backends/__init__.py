@@ -80,8 +80,12 @@ def _check_name(name):
 
 
 def resolve_backend(name=None):
-    """Turn ``None``/``"auto"``/a name into the name of a backend that runs here."""
-    if name is None:
+    """Turn ``None``/``"auto"``/a name into the name of a backend that runs here.
+
+    ``None`` and ``"auto"`` (the default of ``fit``) both honour :func:`set_backend`,
+    then ``FASTNN_BACKEND``, and only then pick the best backend available.
+    """
+    if name is None or name.strip().lower() == "auto":
         name = _default or os.environ.get("FASTNN_BACKEND") or "auto"
     name = name.strip().lower()
     _check_name(name)
@@ -90,10 +94,12 @@ def resolve_backend(name=None):
         return name
     for cand in _AUTO_ORDER:
         try:
-            _load(cand)
-            return cand
+            ops = _load(cand)
         except BackendUnavailable:
             continue
+        # A backend that works but should not be chosen implicitly (cuda under the simulator).
+        if getattr(ops, "auto_select", True):
+            return cand
     return "numpy"  # pragma: no cover - numpy always loads
 
 
