@@ -1,0 +1,396 @@
+"""numba.cuda kernels with host launchers named as in ``fastnn.kernels.reference``.
+
+``cuda.linear_forward(x, W, b)`` computes what ``reference.linear_forward(x, W, b)``
+does, on the GPU (or in numba's CUDA simulator when ``NUMBA_ENABLE_CUDASIM=1`` is
+set before numba is imported). These public functions take NumPy arrays (or
+numba device arrays), validate, allocate the outputs, launch and return NumPy
+arrays (device arrays when given device arrays). Optimizer updates work in place.
+
+The training loop does not use them: it calls the device-level launchers in
+:mod:`.launch`, which take preallocated device buffers and never copy to the host.
+Kernels live in :mod:`._kernels`; the knobs (block sizes, fastmath) in :mod:`.config`.
+
+Importing this module needs the ``numba-cuda`` package (``pip install
+"fastnn-numba[cuda]"``) but not a GPU: without one, only the PTX compile check
+(:mod:`.ptxcheck`) and the simulator can use the kernels.
+"""
+
+import importlib.util as _ilu
+
+if _ilu.find_spec("numba_cuda") is None:  # numba's own numba.cuda target is deprecated
+    raise ImportError("fastnn's CUDA kernels need numba-cuda: pip install 'fastnn-numba[cuda]'")
+
+import numpy as np  # noqa: E402
+from numba import cuda  # noqa: E402
+
+from fastnn.kernels import reference as _ref  # noqa: E402
+from fastnn.kernels.reference import (  # noqa: E402,F401
+    ACTIVATION_NAMES, BCE, COST_NAMES, CROSS_ENTROPY, IDENTITY, LEAKY_RELU, MSE, RELU, SIGMOID,
+    SIGN, SOFTMAX, TANH, log_softmax)
+
+from . import config, launch  # noqa: E402
+
+__all__ = [
+    "linear_forward", "linear_backward_input", "linear_backward_weight", "linear_backward_bias",
+    "identity_forward", "identity_backward", "sigmoid_forward", "sigmoid_backward",
+    "tanh_forward", "tanh_backward", "relu_forward", "relu_backward",
+    "leaky_relu_forward", "leaky_relu_backward", "softmax_forward", "softmax_backward",
+    "sign_forward", "activation_forward", "activation_backward",
+    "mse_value", "mse_grad", "cross_entropy_value", "cross_entropy_grad",
+    "bce_value", "bce_grad", "bce_sigmoid_delta", "cost_value", "cost_grad",
+    "sgd_update", "momentum_update", "nesterov_update", "adam_update",
+    "is_simulated", "config", "launch",
+]
+
+
+def is_simulated():
+    """True when numba's CUDA simulator stands in for a GPU (NUMBA_ENABLE_CUDASIM=1)."""
+    from numba import config as nbconfig
+
+    return bool(getattr(nbconfig, "ENABLE_CUDASIM", 0))
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+def _is_dev(a):
+    return hasattr(a, "copy_to_host")
+
+
+def _float(name, a, dtype=None):
+    """Device arrays pass through; host arrays are checked and made contiguous."""
+    if _is_dev(a):
+        if a.dtype not in (np.float32, np.float64):
+            raise ValueError(f"{name} must be float32 or float64, got {a.dtype}")
+        return a
+    a = np.asarray(a)
+    if dtype is None:
+        if a.dtype not in (np.float32, np.float64):
+            raise ValueError(f"{name} must be float32 or float64, got {a.dtype}")
+        dtype = a.dtype
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _same_dtype(*arrs):
+    dts = {np.dtype(a.dtype) for a in arrs}
+    if len(dts) != 1:
+        raise ValueError(f"arrays must share one dtype, got {sorted(d.name for d in dts)}")
+    return dts.pop()
+
+
+def _ndim(name, a, nd):
+    if len(a.shape) != nd:
+        raise ValueError(f"{name} must be {nd}-D, got shape {tuple(a.shape)}")
+
+
+def _to_dev(a):
+    return a if _is_dev(a) else cuda.to_device(a)
+
+
+def _back(d, like_dev):
+    return d if like_dev else d.copy_to_host()
+
+
+# -------------------------------------------------------------------------- linear
+
+
+def linear_forward(x, W, b=None):
+    """``y = x @ W + b`` on the GPU.
+
+    Parameters
+    ----------
+    x : ndarray (B, in)
+    W : ndarray (in, out)
+    b : ndarray (out,) or None
+
+    Returns
+    -------
+    y : ndarray (B, out)
+    """
+    x, W = _float("x", x), _float("W", W)
+    _ndim("x", x, 2), _ndim("W", W, 2)
+    if x.shape[1] != W.shape[0]:
+        raise ValueError(f"x has {x.shape[1]} columns but W has {W.shape[0]} rows")
+    arrs = [x, W]
+    if b is not None:
+        b = _float("b", b)
+        if tuple(b.shape) != (W.shape[1],):
+            raise ValueError(f"b must have shape ({W.shape[1]},), got {tuple(b.shape)}")
+        arrs.append(b)
+    dt = _same_dtype(*arrs)
+    dev = _is_dev(x)
+    y = cuda.device_array((x.shape[0], W.shape[1]), dt)
+    launch.linear_forward(y, _to_dev(x), _to_dev(W), None if b is None else _to_dev(b))
+    return _back(y, dev)
+
+
+def linear_backward_input(dy, W):
+    """``dx = dy @ W.T``; dy: (B, out), W: (in, out) -> dx: (B, in)."""
+    dy, W = _float("dy", dy), _float("W", W)
+    _ndim("dy", dy, 2), _ndim("W", W, 2)
+    if dy.shape[1] != W.shape[1]:
+        raise ValueError(f"dy has {dy.shape[1]} columns but W has {W.shape[1]} outputs")
+    dt = _same_dtype(dy, W)
+    dx = cuda.device_array((dy.shape[0], W.shape[0]), dt)
+    launch.linear_backward_input(dx, _to_dev(dy), _to_dev(W))
+    return _back(dx, _is_dev(dy))
+
+
+def linear_backward_weight(x, dy):
+    """``dW = x.T @ dy``; x: (B, in), dy: (B, out) -> dW: (in, out)."""
+    x, dy = _float("x", x), _float("dy", dy)
+    _ndim("x", x, 2), _ndim("dy", dy, 2)
+    if x.shape[0] != dy.shape[0]:
+        raise ValueError(f"x has {x.shape[0]} rows but dy has {dy.shape[0]}")
+    dt = _same_dtype(x, dy)
+    dW = cuda.device_array((x.shape[1], dy.shape[1]), dt)
+    launch.linear_backward_weight(dW, _to_dev(x), _to_dev(dy))
+    return _back(dW, _is_dev(x))
+
+
+def linear_backward_bias(dy):
+    """``db = dy.sum(axis=0)``; dy: (B, out) -> db: (out,)."""
+    dy = _float("dy", dy)
+    _ndim("dy", dy, 2)
+    db = cuda.device_array(dy.shape[1], dy.dtype)
+    launch.linear_backward_bias(db, _to_dev(dy))
+    return _back(db, _is_dev(dy))
+
+
+# --------------------------------------------------------------------- activations
+
+
+def activation_forward(code, x, slope=0.01):
+    """Activation forward by integer code; x: any shape ((B, C) for softmax)."""
+    if code not in range(len(ACTIVATION_NAMES)):
+        raise ValueError(f"unknown activation code {code}")
+    x = _float("x", x)
+    dev = _is_dev(x)
+    shape = tuple(x.shape)
+    if code == SOFTMAX:
+        _ndim("x", x, 2)
+        y = cuda.device_array(shape, x.dtype)
+        launch.softmax_forward(y, _to_dev(x))
+        return _back(y, dev)
+    xd = _to_dev(x).reshape(-1) if len(shape) else _to_dev(x.reshape(1))
+    y = cuda.device_array(xd.shape[0], x.dtype)
+    launch.activation_forward(y, xd, code, slope)
+    return _back(y.reshape(shape), dev)
+
+
+def activation_backward(code, y, dy, slope=0.01):
+    """Activation backward by integer code from the OUTPUT ``y``: returns dx."""
+    if code == SIGN:
+        raise ValueError("sign has no useful gradient; it is forward-only (seed 004's perceptrons)")
+    if code not in range(len(ACTIVATION_NAMES)):
+        raise ValueError(f"unknown activation code {code}")
+    y, dy = _float("y", y), _float("dy", dy)
+    if tuple(y.shape) != tuple(dy.shape):
+        raise ValueError(f"y and dy must have the same shape, got {tuple(y.shape)} and {tuple(dy.shape)}")
+    _same_dtype(y, dy)
+    dev = _is_dev(y)
+    shape = tuple(y.shape)
+    if code == SOFTMAX:
+        _ndim("y", y, 2)
+        dx = cuda.device_array(shape, y.dtype)
+        launch.softmax_backward(dx, _to_dev(y), _to_dev(dy))
+        return _back(dx, dev)
+    dx = cuda.device_array(int(np.prod(shape)), y.dtype)
+    launch.activation_backward(dx, _to_dev(y).reshape(-1), _to_dev(dy).reshape(-1), code, slope)
+    return _back(dx.reshape(shape), dev)
+
+
+def identity_forward(x):
+    """``y = x``."""
+    return activation_forward(IDENTITY, x)
+
+
+def identity_backward(y, dy):
+    """``dx = dy``."""
+    return activation_backward(IDENTITY, y, dy)
+
+
+def sigmoid_forward(x):
+    """Logistic function, stable for any |x|."""
+    return activation_forward(SIGMOID, x)
+
+
+def sigmoid_backward(y, dy):
+    """``dx = dy * y * (1 - y)``."""
+    return activation_backward(SIGMOID, y, dy)
+
+
+def tanh_forward(x):
+    """Hyperbolic tangent."""
+    return activation_forward(TANH, x)
+
+
+def tanh_backward(y, dy):
+    """``dx = dy * (1 - y**2)``."""
+    return activation_backward(TANH, y, dy)
+
+
+def relu_forward(x):
+    """``max(x, 0)``."""
+    return activation_forward(RELU, x)
+
+
+def relu_backward(y, dy):
+    """``dx = dy`` where ``y > 0``, else 0."""
+    return activation_backward(RELU, y, dy)
+
+
+def leaky_relu_forward(x, slope=0.01):
+    """``x`` where ``x > 0``, else ``slope * x``."""
+    return activation_forward(LEAKY_RELU, x, slope)
+
+
+def leaky_relu_backward(y, dy, slope=0.01):
+    """``dx = dy`` where ``y > 0``, else ``slope * dy``."""
+    return activation_backward(LEAKY_RELU, y, dy, slope)
+
+
+def softmax_forward(x):
+    """Row-wise softmax, x: (B, C) -> (B, C)."""
+    return activation_forward(SOFTMAX, x)
+
+
+def softmax_backward(y, dy):
+    """``dx = y * (dy - sum(dy * y))`` per row."""
+    return activation_backward(SOFTMAX, y, dy)
+
+
+def sign_forward(x):
+    """1 where ``x > 0``, else -1."""
+    return activation_forward(SIGN, x)
+
+
+# --------------------------------------------------------------------------- costs
+
+
+def _cost(code, pred, target, fused=False):
+    """Run the per-row cost kernel over a whole (N, K) batch -> (value, grad) on the host."""
+    pred = _float("pred", pred)
+    if _is_dev(pred):
+        pred = pred.copy_to_host()
+    _ndim("pred", pred, 2)
+    target = np.asarray(target.copy_to_host() if _is_dev(target) else target)
+    n, k = pred.shape
+    if n == 0:
+        raise ValueError("pred is empty (0 rows): a cost needs at least one sample")
+    if target.ndim == 1 and code == CROSS_ENTROPY:
+        if target.shape[0] != n:
+            raise ValueError(f"pred has {n} rows but target has {target.shape[0]}")
+        t = np.zeros_like(pred)
+        t[np.arange(n), target.astype(np.intp)] = 1
+    else:
+        t = np.ascontiguousarray(target, dtype=pred.dtype)
+        if t.shape != pred.shape:
+            raise ValueError(f"target must have shape {pred.shape}, got {t.shape}")
+    dt = pred.dtype
+    delta = cuda.device_array((n, k), dt)
+    rowloss = cuda.device_array(max(n, 1), np.float64)
+    rowcorrect = cuda.device_array(max(n, 1), np.int64)
+    order = cuda.to_device(np.arange(max(n, 1), dtype=np.int64))
+    labels = cuda.to_device(np.zeros(1, np.int64))
+    launch.cost_rows(delta, rowloss, rowcorrect, cuda.to_device(pred), cuda.to_device(t), labels, order,
+                     0, n, n, code, fused=fused)
+    out_l, out_c = cuda.device_array(1, np.float64), cuda.device_array(1, np.int64)
+    launch.reduce_rows(out_l, out_c, rowloss, rowcorrect, 0, n)
+    return float(out_l.copy_to_host()[0]) / n, delta.copy_to_host()
+
+
+def mse_value(pred, target):
+    """``J = 1/(2N) * sum_n ||pred_n - target_n||^2``; (N, K) -> float."""
+    return _cost(MSE, pred, target)[0]
+
+
+def mse_grad(pred, target):
+    """``(pred - target) / N``."""
+    return _cost(MSE, pred, target)[1]
+
+
+def cross_entropy_value(scores, target):
+    """Softmax cross-entropy on raw scores; target: labels (N,) or one-hot (N, C)."""
+    return _cost(CROSS_ENTROPY, scores, target)[0]
+
+
+def cross_entropy_grad(scores, target):
+    """``(softmax(scores) - t) / N``."""
+    return _cost(CROSS_ENTROPY, scores, target)[1]
+
+
+def bce_value(prob, target):
+    """Binary cross-entropy on probabilities, clipped to [eps, 1 - eps]."""
+    return _cost(BCE, prob, target)[0]
+
+
+def bce_grad(prob, target):
+    """``(p - t) / (p (1 - p)) / N`` with p clipped."""
+    return _cost(BCE, prob, target)[1]
+
+
+def bce_sigmoid_delta(prob, target):
+    """BCE gradient through the sigmoid that made ``prob``: ``(p - t) / N``."""
+    return _cost(BCE, prob, target, fused=True)[1]
+
+
+def cost_value(code, pred, target):
+    """Dispatch a cost's value by its integer code."""
+    if code not in (MSE, CROSS_ENTROPY, BCE):
+        raise ValueError(f"unknown cost code {code}")
+    return _cost(code, pred, target)[0]
+
+
+def cost_grad(code, pred, target):
+    """Dispatch a cost's gradient by its integer code."""
+    if code not in (MSE, CROSS_ENTROPY, BCE):
+        raise ValueError(f"unknown cost code {code}")
+    return _cost(code, pred, target)[1]
+
+
+# ----------------------------------------------------------------------- optimizers
+
+
+def _inplace(params, *others):
+    """Device copies of flat host vectors (or the device vectors themselves)."""
+    for name, a in (("params", params),) + tuple(("state", o) for o in others):
+        if len(a.shape) != 1:
+            raise ValueError(f"{name} must be a flat 1-D vector, got shape {tuple(a.shape)}")
+        if a.shape != params.shape or a.dtype != params.dtype:
+            raise ValueError("optimizer buffers must all have the shape and dtype of params")
+    return [_to_dev(a) for a in (params,) + others]
+
+
+def _write_back(hosts, devs):
+    for h, d in zip(hosts, devs):
+        if not _is_dev(h):
+            d.copy_to_host(h)
+
+
+def sgd_update(params, grads, lr, weight_decay=0.0, n_decay=0):
+    """Plain SGD in place: ``p -= lr * g`` (flat (P,) vectors)."""
+    d = _inplace(params, grads)
+    launch.sgd_update(d[0], d[1], lr, weight_decay, n_decay)
+    _write_back([params], d[:1])
+
+
+def momentum_update(params, grads, velocity, lr, momentum, weight_decay=0.0, n_decay=0):
+    """Seed 003's momentum in place: ``v = momentum * v - lr * g``; ``p += v``."""
+    d = _inplace(params, grads, velocity)
+    launch.momentum_update(d[0], d[1], d[2], lr, momentum, weight_decay, n_decay)
+    _write_back([params, velocity], [d[0], d[2]])
+
+
+def nesterov_update(params, grads, velocity, lr, momentum, weight_decay=0.0, n_decay=0):
+    """Nesterov momentum in place: ``v = momentum * v - lr * g``; ``p += momentum * v - lr * g``."""
+    d = _inplace(params, grads, velocity)
+    launch.nesterov_update(d[0], d[1], d[2], lr, momentum, weight_decay, n_decay)
+    _write_back([params, velocity], [d[0], d[2]])
+
+
+def adam_update(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay=0.0, n_decay=0):
+    """Adam in place for step ``t >= 1`` (PyTorch's placement of eps)."""
+    d = _inplace(params, grads, m, v)
+    launch.adam_update(d[0], d[1], d[2], d[3], t, lr, beta1, beta2, eps, weight_decay, n_decay)
+    _write_back([params, m, v], [d[0], d[2], d[3]])

@@ -1,0 +1,381 @@
+"""The numba.cuda kernels themselves (private: launchers live in ``launch.py``).
+
+Kernels are built by :func:`build` for one dtype and one set of knobs, because a
+shared-memory tile's shape and element type must be compile-time constants in
+numba.cuda. :func:`build` is cached, so each combination is created once; numba
+then compiles each kernel lazily on its first launch (or explicitly, with the
+signatures in :data:`SIGNATURES`, for the PTX compile check).
+
+Conventions: outputs first; every 2-D array is C-contiguous; scalars that enter
+float arithmetic are passed in the kernel's dtype so float32 kernels stay float32
+(a Python float would be float64 and pull the arithmetic with it).
+"""
+
+import functools
+import math
+
+import numpy as np
+from numba import cuda, float64, from_dtype, int64
+
+from fastnn.kernels.reference import (
+    BCE, CROSS_ENTROPY, IDENTITY, LEAKY_RELU, MSE, RELU, SIGMOID, SIGN, TANH)
+
+#: Kernel signatures for the PTX compile check; ``{T}`` is replaced by float32/float64.
+SIGNATURES = {
+    "mm_nn": "void({T}[:, ::1], {T}[:, ::1], {T}[:, ::1], {T}[::1], {T}[:, ::1], int64, int64, int64, {T})",
+    "mm_nt": "void({T}[:, ::1], {T}[:, ::1], {T}[:, ::1], {T}[::1], {T}[:, ::1], int64, int64, int64, {T})",
+    "mm_tn": "void({T}[:, ::1], {T}[:, ::1], {T}[:, ::1], {T}[::1], {T}[:, ::1], int64, int64, int64, {T})",
+    "act_fwd_k": "void({T}[::1], {T}[::1], int64, {T})",
+    "act_bwd_k": "void({T}[::1], {T}[::1], {T}[::1], int64, {T})",
+    "softmax_fwd_k": "void({T}[:, ::1], {T}[:, ::1])",
+    "softmax_bwd_k": "void({T}[:, ::1], {T}[:, ::1], {T}[:, ::1])",
+    "cost_rows_k": ("void({T}[:, ::1], float64[::1], int64[::1], {T}[:, ::1], {T}[:, ::1], int64[::1], "
+                    "int64[::1], int64, int64, {T}, int64, int64, int64, {T}, int64)"),
+    "reduce_k": "void(float64[::1], int64[::1], float64[::1], int64[::1], int64, int64)",
+    "colsum_k": "void({T}[::1], {T}[:, ::1])",
+    "gather_k": "void({T}[:, ::1], {T}[:, ::1], int64[::1], int64, int64)",
+    "sgd_k": "void({T}[::1], {T}[::1], {T}, {T}, int64)",
+    "momentum_k": "void({T}[::1], {T}[::1], {T}[::1], {T}, {T}, {T}, int64)",
+    "nesterov_k": "void({T}[::1], {T}[::1], {T}[::1], {T}, {T}, {T}, int64)",
+    "adam_k": "void({T}[::1], {T}[::1], {T}[::1], {T}[::1], {T}, {T}, {T}, {T}, {T}, {T}, {T}, {T}, {T}, int64)",
+}
+
+
+def signature(name, dtype):
+    """The explicit signature string of kernel ``name`` for ``dtype`` (float32/float64)."""
+    return SIGNATURES[name].format(T=np.dtype(dtype).name)
+
+
+@functools.lru_cache(maxsize=None)
+def build(dtype, tile, wpt, tpb, fastmath=False):
+    """Create the kernels for ``dtype`` ('float32'/'float64') and the given knobs.
+
+    Returns
+    -------
+    (kernels, pyfuncs) : (dict, dict)
+        ``kernels[name]`` is the ``cuda.jit`` dispatcher; ``pyfuncs[name]`` the plain
+        Python function (what ``cuda.compile_ptx`` takes).
+    """
+    DT = np.dtype(dtype).type
+    NB = from_dtype(np.dtype(dtype))
+    ZERO, ONE, HALF = DT(0), DT(1), DT(0.5)
+    EPS = DT(np.finfo(DT).eps)
+    ONE_M_EPS = DT(1 - np.finfo(DT).eps)
+    T, W = tile, wpt
+    device = cuda.jit(device=True, fastmath=fastmath)
+    BM = T * W  # side of the block's output tile
+    TP1, BMP1 = T + 1, BM + 1  # padded shared-tile widths (shapes must be constants)
+    TPB = tpb
+    CX = min(32, TPB)  # colsum block: CX columns x CY row-groups
+    CY = TPB // CX
+    pyfuncs = {}
+
+    # ------------------------------------------------------------ device functions
+    # Note: numba-cuda compiles a device function for the *current* GPU's compute
+    # capability when a kernel calling it is typed; without a GPU, the PTX check
+    # (ptxcheck.py) supplies the target architecture instead.
+    @device
+    def act_fwd(code, x, slope):
+        if code == SIGMOID:
+            # exp(-|x|) never overflows (same rewrite as reference.sigmoid_forward)
+            e = math.exp(-abs(x))
+            if x >= ZERO:
+                return ONE / (ONE + e)
+            return e / (ONE + e)
+        if code == TANH:
+            return math.tanh(x)
+        if code == RELU:
+            return x if x > ZERO else ZERO
+        if code == LEAKY_RELU:
+            return x if x > ZERO else slope * x
+        if code == SIGN:
+            return ONE if x > ZERO else -ONE
+        return x
+
+    @device
+    def act_bwd(code, y, dy, slope):
+        # dx from the activation's OUTPUT y, same operation order as the reference
+        if code == SIGMOID:
+            return dy * y * (ONE - y)
+        if code == TANH:
+            return dy * (ONE - y * y)
+        if code == RELU:
+            return dy if y > ZERO else ZERO
+        if code == LEAKY_RELU:
+            return dy if y > ZERO else slope * dy
+        return dy
+
+    # -------------------------------------------------------------------- matmuls
+    def make_mm(TA, TB):
+        def mm(C, A, B, bias, Y, has_bias, act, dact, slope):
+            # C: (M, N) = op(A) @ op(B), op(A): (M, K), op(B): (K, N).
+            # A is (M, K), or (K, M) when TA; B is (K, N), or (N, K) when TB.
+            # Epilogue: + bias[n] (has_bias), then act (forward activation code),
+            # then, when dact >= 0, the backward of activation dact at output Y[m, n].
+            # Each (T, T) block computes a (BM, BM) tile; thread (ty, tx) owns rows
+            # ty + i*T and columns tx + j*T (strided, so loads/stores coalesce).
+            As = cuda.shared.array((BM, TP1), NB)  # As[m, k]; +1 avoids bank conflicts
+            Bs = cuda.shared.array((T, BMP1), NB)  # Bs[k, n]
+            acc = cuda.local.array((W, W), NB)
+            breg = cuda.local.array(W, NB)
+            tx = cuda.threadIdx.x
+            ty = cuda.threadIdx.y
+            m0 = cuda.blockIdx.y * BM
+            n0 = cuda.blockIdx.x * BM
+            M = C.shape[0]
+            N = C.shape[1]
+            K = A.shape[0] if TA else A.shape[1]
+            for i in range(W):
+                for j in range(W):
+                    acc[i, j] = ZERO
+            for k0 in range(0, K, T):
+                for i in range(W):
+                    if TA:
+                        m = m0 + tx + i * T
+                        k = k0 + ty
+                        As[tx + i * T, ty] = A[k, m] if (m < M and k < K) else ZERO
+                    else:
+                        m = m0 + ty + i * T
+                        k = k0 + tx
+                        As[ty + i * T, tx] = A[m, k] if (m < M and k < K) else ZERO
+                for j in range(W):
+                    if TB:
+                        n = n0 + ty + j * T
+                        k = k0 + tx
+                        Bs[tx, ty + j * T] = B[n, k] if (n < N and k < K) else ZERO
+                    else:
+                        n = n0 + tx + j * T
+                        k = k0 + ty
+                        Bs[ty, tx + j * T] = B[k, n] if (n < N and k < K) else ZERO
+                cuda.syncthreads()
+                for kk in range(T):
+                    for j in range(W):
+                        breg[j] = Bs[kk, tx + j * T]
+                    for i in range(W):
+                        a = As[ty + i * T, kk]
+                        for j in range(W):
+                            acc[i, j] += a * breg[j]
+                cuda.syncthreads()
+            for i in range(W):
+                m = m0 + ty + i * T
+                if m < M:
+                    for j in range(W):
+                        n = n0 + tx + j * T
+                        if n < N:
+                            v = acc[i, j]
+                            if has_bias:
+                                v += bias[n]
+                            if act != IDENTITY:
+                                v = act_fwd(act, v, slope)
+                            if dact >= 0:
+                                v = act_bwd(dact, Y[m, n], v, slope)
+                            C[m, n] = v
+        return mm
+
+    pyfuncs["mm_nn"] = make_mm(False, False)
+    pyfuncs["mm_nt"] = make_mm(False, True)
+    pyfuncs["mm_tn"] = make_mm(True, False)
+
+    # ---------------------------------------------------------------- elementwise
+    def act_fwd_k(y, x, code, slope):
+        # y, x: flat (n,)
+        for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
+            y[i] = act_fwd(code, x[i], slope)
+
+    def act_bwd_k(dx, y, dy, code, slope):
+        # dx, y, dy: flat (n,)
+        for i in range(cuda.grid(1), y.shape[0], cuda.gridsize(1)):
+            dx[i] = act_bwd(code, y[i], dy[i], slope)
+
+    # ---------------------------------------------------------- row-wise (softmax)
+    def softmax_fwd_k(y, x):
+        # x: (B, C) -> y: (B, C); one thread per row; y may be x (in place)
+        for r in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
+            C = x.shape[1]
+            mx = x[r, 0]
+            for c in range(1, C):
+                mx = max(mx, x[r, c])
+            s = ZERO
+            for c in range(C):
+                e = math.exp(x[r, c] - mx)
+                y[r, c] = e
+                s += e
+            for c in range(C):
+                y[r, c] = y[r, c] / s
+
+    def softmax_bwd_k(dx, y, dy):
+        # dx = y * (dy - sum(dy * y)) per row; (B, C)
+        for r in range(cuda.grid(1), y.shape[0], cuda.gridsize(1)):
+            s = ZERO
+            for c in range(y.shape[1]):
+                s += dy[r, c] * y[r, c]
+            for c in range(y.shape[1]):
+                dx[r, c] = y[r, c] * (dy[r, c] - s)
+
+    # ---------------------------------------------------------------------- costs
+    def cost_rows_k(delta, rowloss, rowcorrect, pred, Tg, labels, order, start, n_rows, nf,
+                    code, fused, dact, slope, acc_mode):
+        # Batch row r is sample s = order[start + r]. pred, delta: (n_rows, K); Tg: (N, K)
+        # dense targets; labels: (N,) int64. Writes delta = dJ/dpred (divided by the batch
+        # size nf; through activation dact when >= 0), and at epoch position start + r the
+        # row's loss (its share of batch-mean-loss * batch size) and #correct.
+        for r in range(cuda.grid(1), n_rows, cuda.gridsize(1)):
+            s = order[start + r]
+            K = pred.shape[1]
+            loss = ZERO
+            if code == MSE:
+                for k in range(K):
+                    d = pred[r, k] - Tg[s, k]
+                    loss += d * d
+                    g = d / nf
+                    if dact >= 0:
+                        g = act_bwd(dact, pred[r, k], g, slope)
+                    delta[r, k] = g
+                loss = loss * HALF
+            elif code == CROSS_ENTROPY:
+                mx = pred[r, 0]
+                for k in range(1, K):
+                    mx = max(mx, pred[r, k])
+                se = ZERO
+                for k in range(K):
+                    se += math.exp(pred[r, k] - mx)
+                lse = math.log(se)
+                for k in range(K):
+                    z = pred[r, k] - mx
+                    t = Tg[s, k]
+                    loss -= t * (z - lse)
+                    g = (math.exp(z) / se - t) / nf
+                    if dact >= 0:
+                        g = act_bwd(dact, pred[r, k], g, slope)
+                    delta[r, k] = g
+            else:  # BCE on probabilities, clipped to [eps, 1 - eps] as in the reference
+                for k in range(K):
+                    p = pred[r, k]
+                    t = Tg[s, k]
+                    pc = min(max(p, EPS), ONE_M_EPS)
+                    loss -= t * math.log(pc) + (ONE - t) * math.log(ONE - pc)
+                    if fused:  # through the sigmoid that made p: (p - t) / N
+                        g = (p - t) / nf
+                    else:
+                        g = (pc - t) / (pc * (ONE - pc)) / nf
+                        if dact >= 0:
+                            g = act_bwd(dact, p, g, slope)
+                    delta[r, k] = g
+            c = 0
+            if acc_mode == 1:  # argmax (first maximum, as numpy) against the label
+                best = 0
+                for k in range(1, K):
+                    if pred[r, k] > pred[r, best]:
+                        best = k
+                c = 1 if best == labels[s] else 0
+            elif acc_mode == 2:  # BCE: (p > 0.5) == (t > 0.5) over all outputs
+                for k in range(K):
+                    if (pred[r, k] > HALF) == (Tg[s, k] > HALF):
+                        c += 1
+            rowloss[start + r] = loss
+            rowcorrect[start + r] = c
+
+    # ----------------------------------------------------------------- reductions
+    def reduce_k(out_loss, out_correct, rowloss, rowcorrect, lo, hi):
+        # One block of TPB threads: out_loss[0] = sum(rowloss[lo:hi]), same for correct.
+        # A single block keeps the sum order fixed (deterministic) and needs no atomics;
+        # it runs once per Runner.run call, not per batch.
+        sl = cuda.shared.array(TPB, float64)
+        sc = cuda.shared.array(TPB, int64)
+        t = cuda.threadIdx.x
+        a = 0.0
+        c = 0
+        for i in range(lo + t, hi, TPB):
+            a += rowloss[i]
+            c += rowcorrect[i]
+        sl[t] = a
+        sc[t] = c
+        cuda.syncthreads()
+        step = TPB // 2
+        while step > 0:
+            if t < step:
+                sl[t] += sl[t + step]
+                sc[t] += sc[t + step]
+            cuda.syncthreads()
+            step //= 2
+        if t == 0:
+            out_loss[0] = sl[0]
+            out_correct[0] = sc[0]
+
+    def colsum_k(db, dy):
+        # db[n] = sum_r dy[r, n]; block (CX, CY): CX columns, CY threads down each column
+        sh = cuda.shared.array((CY, CX), NB)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        n = cuda.blockIdx.x * CX + tx
+        a = ZERO
+        if n < dy.shape[1]:
+            for r in range(ty, dy.shape[0], CY):
+                a += dy[r, n]
+        sh[ty, tx] = a
+        cuda.syncthreads()
+        if ty == 0 and n < dy.shape[1]:
+            s = ZERO
+            for k in range(CY):
+                s += sh[k, tx]
+            db[n] = s
+
+    def gather_k(xb, X, order, start, n_rows):
+        # xb[r, :] = X[order[start + r], :] for r < n_rows: shuffling by index on the device
+        cols = X.shape[1]
+        for i in range(cuda.grid(1), n_rows * cols, cuda.gridsize(1)):
+            r = i // cols
+            c = i - r * cols
+            xb[r, c] = X[order[start + r], c]
+
+    # ----------------------------------------------------------------- optimizers
+    # Weight decay g + wd * p applies to the first n_decay entries (the weights).
+    def sgd_k(p, g, lr, wd, n_decay):
+        for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
+            gi = g[i]
+            if i < n_decay:
+                gi = gi + wd * p[i]
+            p[i] = p[i] - lr * gi
+
+    def momentum_k(p, g, v, lr, mom, wd, n_decay):
+        # v = mom * v - lr * g; p += v  (seed 003)
+        for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
+            gi = g[i]
+            if i < n_decay:
+                gi = gi + wd * p[i]
+            vi = v[i] * mom
+            vi = vi - lr * gi
+            v[i] = vi
+            p[i] = p[i] + vi
+
+    def nesterov_k(p, g, v, lr, mom, wd, n_decay):
+        # v = mom * v - lr * g; p += mom * v - lr * g
+        for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
+            gi = g[i]
+            if i < n_decay:
+                gi = gi + wd * p[i]
+            vi = v[i] * mom
+            vi = vi - lr * gi
+            v[i] = vi
+            p[i] = p[i] + (mom * vi - lr * gi)
+
+    def adam_k(p, g, m, v, lr, b1, omb1, b2, omb2, c1, c2, eps, wd, n_decay):
+        # m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr * (m/c1) / (sqrt(v/c2) + eps)
+        # with c1 = 1 - b1^t, c2 = 1 - b2^t computed on the host (t is host state).
+        for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
+            gi = g[i]
+            if i < n_decay:
+                gi = gi + wd * p[i]
+            mi = m[i] * b1
+            mi = mi + omb1 * gi
+            vi = v[i] * b2
+            vi = vi + omb2 * gi * gi
+            m[i] = mi
+            v[i] = vi
+            p[i] = p[i] - lr * (mi / c1) / (math.sqrt(vi / c2) + eps)
+
+    for f in (act_fwd_k, act_bwd_k, softmax_fwd_k, softmax_bwd_k, cost_rows_k, reduce_k,
+              colsum_k, gather_k, sgd_k, momentum_k, nesterov_k, adam_k):
+        pyfuncs[f.__name__] = f
+    kernels = {name: cuda.jit(fastmath=fastmath)(f) for name, f in pyfuncs.items()}
+    return kernels, pyfuncs
