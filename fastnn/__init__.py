@@ -39,7 +39,11 @@ from fastnn._version import __version__  # noqa: E402
 from fastnn import datasets  # noqa: E402
 from fastnn.backends import (  # noqa: E402
     BackendUnavailable, available_backends, get_backend, get_ops, set_backend, use_backend)
-from fastnn.callbacks import Callback  # noqa: E402
+from fastnn import io  # noqa: E402
+from fastnn.io import ModelFileError, load, save  # noqa: E402
+from fastnn.callbacks import (  # noqa: E402
+    Callback, CosineDecay, EarlyStopping, EpochLogger, ExponentialDecay, LearningRateScheduler,
+    ModelCheckpoint, ProgressBar, StepDecay)
 from fastnn.costs import BCE, MSE, Cost, CrossEntropy  # noqa: E402
 from fastnn.gradcheck import GradientCheckError, gradcheck  # noqa: E402
 from fastnn.layers import (  # noqa: E402
@@ -55,5 +59,16 @@ __all__ = [
     "Sequential", "MSE", "CrossEntropy", "BCE", "Cost", "SGD", "Adam", "Optimizer",
     "Trainer", "History", "Callback", "gradcheck", "GradientCheckError",
     "set_backend", "get_backend", "get_ops", "use_backend", "available_backends", "BackendUnavailable",
-    "softmax",
+    "softmax", "io", "plots", "load", "save", "ModelFileError",
+    "ProgressBar", "EpochLogger", "EarlyStopping", "LearningRateScheduler", "StepDecay",
+    "ExponentialDecay", "CosineDecay", "ModelCheckpoint",
 ]
+
+
+def __getattr__(name):
+    # fastnn.plots imports matplotlib, which is slow: load it on first use only.
+    if name == "plots":
+        import importlib
+
+        return importlib.import_module("fastnn.plots")
+    raise AttributeError(f"module 'fastnn' has no attribute {name!r}")

@@ -181,6 +181,13 @@ class Sequential:
         layers = [layer_from_config(c) for c in cfg["layers"]]
         return cls(*layers, dtype=np.dtype(cfg.get("dtype", "float32")))
 
+    def save(self, path, cost=None, extra=None):
+        """Write this network to a safetensors model file (see :func:`fastnn.io.save`);
+        read it back with :func:`fastnn.load`."""
+        from fastnn import io
+
+        return io.save(self, path, cost=cost, extra=extra)
+
     # -- low-level forward/backward, as in the seeds --------------------------------
     def forward(self, x, backend=None):
         """Run ``x`` (B, insize) through every layer; layers keep what backward needs."""

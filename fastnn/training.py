@@ -7,6 +7,8 @@ the numpy backend loops over batches in Python. The shuffle order and the initia
 weights never depend on the backend, so two backends can be compared step by step.
 """
 
+import signal
+import threading
 import time
 
 import numpy as np
@@ -17,6 +19,45 @@ from fastnn.callbacks import CallbackList, progress_callback
 from fastnn.costs import get_cost
 from fastnn.optimizers import get_optimizer
 
+# With Ctrl-C handling on, epochs of at least ADAPTIVE_MIN_BATCHES batches run in
+# chunks of about INTERRUPT_LATENCY_S seconds, so that an interrupt is honoured
+# within that time. (Smaller epochs keep running in one call, as without the handler.)
+INTERRUPT_LATENCY_S = 0.5
+ADAPTIVE_MIN_BATCHES = 100
+
+
+class _InterruptGuard:
+    """Turns the first SIGINT (Ctrl-C) during training into a flag that the loop
+    checks between chunks of batches, so training stops with nothing half-updated.
+    A second Ctrl-C gets the previous handler (normally an immediate KeyboardInterrupt).
+    Signal handlers can only be installed from the main thread; elsewhere it is inactive.
+    """
+
+    def __init__(self):
+        self.flag = self.active = False
+        self._old = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            old = signal.getsignal(signal.SIGINT)
+            if old is not signal.SIG_IGN:
+                try:
+                    signal.signal(signal.SIGINT, self._handle)
+                except ValueError:  # e.g. a sub-interpreter
+                    return self
+                self._old = old if old is not None else signal.default_int_handler
+                self.active = True
+        return self
+
+    def _handle(self, signum, frame):
+        self.flag = True
+        signal.signal(signal.SIGINT, self._old)
+
+    def __exit__(self, *exc):
+        if self.active:
+            signal.signal(signal.SIGINT, self._old)
+            self.active = False
+
 
 class History:
     """What ``fit`` returns: ``history`` maps a metric name to its per-epoch values.
@@ -24,6 +65,12 @@ class History:
     Keys: ``"loss"`` always; ``"accuracy"`` for classification; ``"val_loss"`` and
     ``"val_accuracy"`` with validation data. ``epoch`` lists the epoch indices and
     ``times`` the seconds each epoch took.
+
+    ``interrupted`` is True when Ctrl-C (or a callback raising KeyboardInterrupt)
+    stopped training: the History then holds the completed epochs, and the network
+    the weights after the last completed chunk of batches. ``stopped_at`` is
+    ``(epoch, batches)``: the epoch in progress and how many of its batches were
+    trained (``(k, 0)`` when the stop came right after k complete epochs).
     """
 
     def __init__(self):
@@ -31,6 +78,8 @@ class History:
         self.epoch = []
         self.times = []
         self.stopped_early = False
+        self.interrupted = False
+        self.stopped_at = None
 
     def append(self, epoch, logs, seconds):
         self.epoch.append(epoch)
@@ -108,17 +157,33 @@ class Trainer:
         nb = runner.n_batches
         acc_den = self.cost.accuracy_denominator(n, net.outsize)
         cbs.on_train_begin({})
+        guard, in_run, sec_per_batch = _InterruptGuard(), False, None
+        epoch, b1 = 0, 0
         try:
+            guard.__enter__()
+            adaptive = guard.active and not cbs.wants_batches and nb >= ADAPTIVE_MIN_BATCHES
             for epoch in range(epochs):
+                b1 = 0
                 cbs.on_epoch_begin(epoch, {})
                 t0 = time.perf_counter()
                 order = self.rng.permutation(n) if self.shuffle else np.arange(n)
                 order = order.astype(np.int64)
-                chunk = max(1, nb // 100) if cbs.wants_batches else nb
-                loss_sum, correct = 0.0, 0
-                for b0 in range(0, nb, chunk):
+                loss_sum, correct, b0 = 0.0, 0, 0
+                while b0 < nb:
+                    if cbs.wants_batches:
+                        chunk = max(1, nb // 100)
+                    elif not adaptive:
+                        chunk = nb
+                    elif sec_per_batch is None:  # probe: 1 batch (may compile), then 1%
+                        chunk = 1 if b0 == 0 else max(1, nb // 100)
+                    else:
+                        chunk = max(1, int(INTERRUPT_LATENCY_S / sec_per_batch))
                     b1 = min(nb, b0 + chunk)
+                    in_run, tr = True, time.perf_counter()
                     ls, c = runner.run(order, b0, b1)
+                    in_run = False
+                    if adaptive and not (epoch == 0 and b0 == 0):  # the first call includes JIT time
+                        sec_per_batch = (time.perf_counter() - tr) / (b1 - b0)
                     loss_sum, correct = loss_sum + ls, correct + c
                     seen = min(n, b1 * self.batch_size)
                     if cbs.wants_batches:
@@ -126,6 +191,9 @@ class Trainer:
                         if targets.labels is not None:
                             blogs["accuracy"] = correct / self.cost.accuracy_denominator(seen, net.outsize)
                         cbs.on_batch_end(b1 - 1, blogs)
+                    if guard.flag and b1 < nb:
+                        raise KeyboardInterrupt
+                    b0 = b1
                 runner.finish()
                 logs = {"loss": loss_sum / n}
                 if targets.labels is not None:
@@ -139,10 +207,19 @@ class Trainer:
                                                 / self.cost.accuracy_denominator(len(vX), net.outsize))
                 history.append(epoch, logs, time.perf_counter() - t0)
                 cbs.on_epoch_end(epoch, logs)
+                if guard.flag and epoch + 1 < epochs:
+                    raise KeyboardInterrupt
                 if self.stop_training:
                     history.stopped_early = epoch + 1 < epochs
                     break
+        except KeyboardInterrupt:
+            if in_run:
+                raise  # inside a chunk (a second Ctrl-C): no clean state to return
+            history.interrupted = True
+            # after a complete epoch the run stands at the start of the next one
+            history.stopped_at = (epoch + 1, 0) if len(history.epoch) > epoch else (epoch, b1)
         finally:
+            guard.__exit__()
             runner.finish()
         cbs.on_train_end({"history": history})
         return history
