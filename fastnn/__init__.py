@@ -39,7 +39,8 @@ from fastnn._version import __version__  # noqa: E402
 from fastnn import datasets  # noqa: E402
 from fastnn.backends import (  # noqa: E402
     BackendUnavailable, available_backends, get_backend, get_ops, set_backend, use_backend)
-from fastnn import io  # noqa: E402
+from fastnn import config, io  # noqa: E402
+from fastnn.config import get_num_threads, set_num_threads  # noqa: E402
 from fastnn.io import ModelFileError, load, save  # noqa: E402
 from fastnn.callbacks import (  # noqa: E402
     Callback, CosineDecay, EarlyStopping, EpochLogger, ExponentialDecay, LearningRateScheduler,
@@ -59,7 +60,7 @@ __all__ = [
     "Sequential", "MSE", "CrossEntropy", "BCE", "Cost", "SGD", "Adam", "Optimizer",
     "Trainer", "History", "Callback", "gradcheck", "GradientCheckError",
     "set_backend", "get_backend", "get_ops", "use_backend", "available_backends", "BackendUnavailable",
-    "softmax", "io", "plots", "load", "save", "ModelFileError",
+    "softmax", "config", "set_num_threads", "get_num_threads", "io", "plots", "load", "save", "ModelFileError",
     "ProgressBar", "EpochLogger", "EarlyStopping", "LearningRateScheduler", "StepDecay",
     "ExponentialDecay", "CosineDecay", "ModelCheckpoint",
 ]

@@ -1,0 +1,461 @@
+"""Fused training and inference loops for plain MLPs (Linear [activation])*.
+
+A network is described to the compiled code by arrays, never Python lists:
+
+* ``params``/``grads`` -- the network's flat buffers (``Sequential.params``), laid
+  out ``[W_1 | ... | W_k | b_1 | ... | b_k]``;
+* ``spec`` -- int64 (L, 8), one row per Linear: ``nin, nout, w_off, b_off (-1 = no
+  bias), act (-1 = none), y_off, d_off, wt_off``, the last three being offsets of
+  that layer's output ``Y`` (B, nout), delta ``D`` (B, nout) and transposed
+  weights (nout, nin) in the workspace ``ws``;
+* ``slopes`` -- float64 (L,), the LeakyReLU slope of each layer's activation.
+
+Two training loops run whole ranges of batches ``b0 <= b < b1`` of a sample order
+with no Python in between:
+
+* :func:`train_minibatch` -- any batch size and optimizer: forward, loss, backward
+  into ``grads``, then one flat optimizer step per batch, exactly like the generic
+  Runner; big batches spread rows (forward, input gradient) and weight rows
+  (weight gradient) over the threads.
+* :func:`train_online` -- batch size 1 with plain SGD (the seeds' stochastic
+  gradient descent): each layer's weights are updated in place right after its
+  input gradient is taken, so no gradient buffer is written or swept.
+
+When the input is sparse (MNIST: 81% zeros) the first layer reads it in CSR form
+(``ptr``, ``idx``, ``val``), so its forward and weight gradient only touch the
+rows of ``W`` whose input is non-zero, and its input gradient is never computed.
+"""
+
+import math
+
+import numpy as np
+from numba import prange
+
+from fastnn.kernels.cpu._common import (
+    BCE, NO_ACT, OPT_ADAM, act_backward_row, act_forward_row, correct_row, cost_grad_row, cost_row, jit,
+    pjit, update_flat)
+from fastnn.kernels.cpu.ops import (
+    bwd_bias, bwd_input_par, bwd_input_rows, bwd_weight_par, bwd_weight_rows, fwd_par, fwd_rows)
+
+NIN, NOUT, WOFF, BOFF, ACT, YOFF, DOFF, WTOFF = range(8)
+
+
+# ------------------------------------------------------------------------ sparse input
+
+
+@pjit
+def row_nnz(X):
+    """Non-zeros per row of X (N, F) -> int64 (N,)."""
+    N, F = X.shape
+    cnt = np.zeros(N, np.int64)
+    for n in prange(N):
+        c = 0
+        for i in range(F):
+            if X[n, i] != 0:
+                c += 1
+        cnt[n] = c
+    return cnt
+
+
+@pjit
+def csr_fill(idx, val, X, ptr):
+    """Fill the CSR column indices ``idx`` (int32) and values of X, given the row pointers."""
+    N, F = X.shape
+    for n in prange(N):
+        k = ptr[n]
+        for i in range(F):
+            if X[n, i] != 0:
+                idx[k] = i
+                val[k] = X[n, i]
+                k += 1
+
+
+def csr_from_counts(X, cnt):
+    """CSR of X from its per-row non-zero counts: ``ptr`` int64 (N+1,), ``idx`` int32, ``val``."""
+    ptr = np.zeros(len(X) + 1, np.int64)
+    np.cumsum(cnt, out=ptr[1:])
+    idx = np.empty(ptr[-1], np.int32)
+    val = np.empty(ptr[-1], X.dtype)
+    csr_fill(idx, val, X, ptr)
+    return ptr, idx, val
+
+
+@jit
+def fwd_sparse_rows(Y, ptr, idx, val, rows, W, b, has_bias, r0, r1):
+    """Rows ``r0 <= n < r1`` of ``Y = X[rows] @ W + b`` from the CSR of X.
+
+    Adds the non-zero inputs in column order, exactly as :func:`fwd_rows` does.
+    """
+    nout = W.shape[1]
+    for n in range(r0, r1):
+        y = Y[n]
+        r = rows[n]
+        for j in range(nout):
+            y[j] = 0
+        for k in range(ptr[r], ptr[r + 1]):
+            a = val[k]
+            w = W[idx[k]]
+            for j in range(nout):
+                y[j] += a * w[j]
+        if has_bias:
+            for j in range(nout):
+                y[j] += b[j]
+
+
+@pjit
+def fwd_sparse_par(Y, ptr, idx, val, rows, W, b, has_bias, B):
+    for n in prange(B):
+        fwd_sparse_rows(Y, ptr, idx, val, rows, W, b, has_bias, n, n + 1)
+
+
+@jit
+def bwd_weight_sparse_cols(dW, ptr, idx, val, rows, DY, B, j0, j1):
+    """Columns ``j0 <= j < j1`` of ``dW = X[rows].T @ DY[:B]`` from the CSR of X (overwritten).
+
+    Split by columns so that threads never write the same entry; every entry sums
+    over the samples in order, whatever the split.
+    """
+    nin = dW.shape[0]
+    for i in range(nin):
+        row = dW[i]
+        for j in range(j0, j1):
+            row[j] = 0
+    for n in range(B):
+        r = rows[n]
+        d = DY[n]
+        for k in range(ptr[r], ptr[r + 1]):
+            a = val[k]
+            row = dW[idx[k]]
+            for j in range(j0, j1):
+                row[j] += a * d[j]
+
+
+@pjit
+def bwd_weight_sparse_par(dW, ptr, idx, val, rows, DY, B, nblk):
+    nout = dW.shape[1]
+    for c in prange(nblk):
+        bwd_weight_sparse_cols(dW, ptr, idx, val, rows, DY, B, c * nout // nblk, (c + 1) * nout // nblk)
+
+
+# ------------------------------------------------------------------------------ views
+
+
+@jit
+def _weights(buf, spec, l):
+    nin, nout = spec[l, NIN], spec[l, NOUT]
+    o = spec[l, WOFF]
+    return buf[o:o + nin * nout].reshape((nin, nout))
+
+
+@jit
+def _bias(buf, spec, l):
+    o = spec[l, BOFF]
+    if o < 0:
+        return buf[0:0]
+    return buf[o:o + spec[l, NOUT]]
+
+
+@jit
+def _rows2d(ws, off, B, n):
+    return ws[off:off + B * n].reshape((B, n))
+
+
+# ------------------------------------------------------------------------- the steps
+
+
+@jit
+def _forward(params, X, ptr, idx, val, sparse, rows, spec, slopes, ws, A0, B, parallel):
+    """Forward a batch (the samples ``rows``); each layer's output lands in its Y."""
+    L = spec.shape[0]
+    for l in range(L):
+        nout = spec[l, NOUT]
+        W = _weights(params, spec, l)
+        b = _bias(params, spec, l)
+        hb = spec[l, BOFF] >= 0
+        Y = _rows2d(ws, spec[l, YOFF], B, nout)
+        if l == 0:
+            if sparse:
+                if parallel:
+                    fwd_sparse_par(Y, ptr, idx, val, rows, W, b, hb, B)
+                else:
+                    fwd_sparse_rows(Y, ptr, idx, val, rows, W, b, hb, 0, B)
+            else:
+                A = A0[:B]
+                for n in range(B):
+                    A[n, :] = X[rows[n]]
+                if parallel:
+                    fwd_par(Y, A, W, b, hb, B)
+                else:
+                    fwd_rows(Y, A, W, b, hb, 0, B)
+        else:
+            A = _rows2d(ws, spec[l - 1, YOFF], B, spec[l - 1, NOUT])
+            if parallel:
+                fwd_par(Y, A, W, b, hb, B)
+            else:
+                fwd_rows(Y, A, W, b, hb, 0, B)
+        code = spec[l, ACT]
+        if code != NO_ACT:
+            for n in range(B):
+                act_forward_row(code, Y[n], slopes[l])
+
+
+@jit
+def _forward_serial(params, X, ptr, idx, val, sparse, rows, spec, slopes, ws, B):
+    """:func:`_forward` on one thread, reading dense input rows in place (no gather).
+
+    Kept apart so that the per-sample loop does not compile the parallel kernels.
+    """
+    L = spec.shape[0]
+    for l in range(L):
+        nout = spec[l, NOUT]
+        W = _weights(params, spec, l)
+        b = _bias(params, spec, l)
+        hb = spec[l, BOFF] >= 0
+        Y = _rows2d(ws, spec[l, YOFF], B, nout)
+        if l == 0:
+            if sparse:
+                fwd_sparse_rows(Y, ptr, idx, val, rows, W, b, hb, 0, B)
+            else:
+                for n in range(B):
+                    r = rows[n]
+                    fwd_rows(Y[n:n + 1], X[r:r + 1], W, b, hb, 0, 1)
+        else:
+            fwd_rows(Y, _rows2d(ws, spec[l - 1, YOFF], B, spec[l - 1, NOUT]), W, b, hb, 0, B)
+        code = spec[l, ACT]
+        if code != NO_ACT:
+            for n in range(B):
+                act_forward_row(code, Y[n], slopes[l])
+
+
+@jit
+def _loss_and_delta(cost, T, labels, use_int, has_acc, rows, spec, ws, B, eps, fused_last):
+    """Loss (summed over the batch), correct count, and the output delta in the last D."""
+    L = spec.shape[0]
+    K = spec[L - 1, NOUT]
+    P = _rows2d(ws, spec[L - 1, YOFF], B, K)
+    D = _rows2d(ws, spec[L - 1, DOFF], B, K)
+    loss = 0.0
+    correct = 0
+    for n in range(B):
+        r = rows[n]
+        lab = labels[r] if use_int else -1
+        trow = T[0] if use_int else T[r]
+        loss += cost_row(cost, P[n], trow, lab, eps)
+        if has_acc:
+            correct += correct_row(cost, P[n], trow, labels[r] if cost != BCE else -1)
+        cost_grad_row(cost, D[n], P[n], trow, lab, B, eps, fused_last)
+    return loss, correct
+
+
+@jit
+def _backward(params, grads, X, ptr, idx, val, sparse, spec, slopes, ws, A0, rows, B, fused_last, parallel):
+    """Backward a batch into ``grads`` (overwritten), from the delta in the last D."""
+    L = spec.shape[0]
+    code = spec[L - 1, ACT]
+    if code != NO_ACT and not fused_last:
+        P = _rows2d(ws, spec[L - 1, YOFF], B, spec[L - 1, NOUT])
+        D = _rows2d(ws, spec[L - 1, DOFF], B, spec[L - 1, NOUT])
+        for n in range(B):
+            act_backward_row(code, P[n], D[n], slopes[L - 1])
+    for l in range(L - 1, -1, -1):
+        nin, nout = spec[l, NIN], spec[l, NOUT]
+        D = _rows2d(ws, spec[l, DOFF], B, nout)
+        dW = _weights(grads, spec, l)
+        if spec[l, BOFF] >= 0:
+            bwd_bias(_bias(grads, spec, l), D, B)
+        if l == 0:
+            if sparse:
+                nblk = 1
+                if parallel:
+                    nblk = min(max(nout // 32, 1), 64)
+                if nblk > 1:
+                    bwd_weight_sparse_par(dW, ptr, idx, val, rows, D, B, nblk)
+                else:
+                    bwd_weight_sparse_cols(dW, ptr, idx, val, rows, D, B, 0, nout)
+            elif parallel:
+                bwd_weight_par(dW, A0[:B], D, B)
+            else:
+                bwd_weight_rows(dW, A0[:B], D, B, 0, nin)
+            break
+        A = _rows2d(ws, spec[l - 1, YOFF], B, nin)
+        if parallel:
+            bwd_weight_par(dW, A, D, B)
+        else:
+            bwd_weight_rows(dW, A, D, B, 0, nin)
+        # input gradient through W (transposed once per batch so the rows are axpys)
+        W = _weights(params, spec, l)
+        WT = _rows2d(ws, spec[l, WTOFF], nout, nin)
+        for i in range(nin):
+            for j in range(nout):
+                WT[j, i] = W[i, j]
+        DX = _rows2d(ws, spec[l - 1, DOFF], B, nin)
+        if parallel:
+            bwd_input_par(DX, D, WT, B)
+        else:
+            bwd_input_rows(DX, D, WT, 0, B)
+        code = spec[l - 1, ACT]
+        if code != NO_ACT:
+            Y = _rows2d(ws, spec[l - 1, YOFF], B, nin)
+            for n in range(B):
+                act_backward_row(code, Y[n], DX[n], slopes[l - 1])
+
+
+@jit
+def train_minibatch(params, grads, s1, s2, hp, X, ptr, idx, val, sparse, T, labels, use_int, has_acc,
+                    order, b0, b1, bs, spec, slopes, ws, A0, cost, fused_last, opt, n_decay, t0,
+                    beta1, beta2, eps, parallel):
+    """Train on batches ``b0 <= b < b1`` of ``order``; returns (loss_sum, correct, t).
+
+    Each batch: forward, loss and correct count (before the update, as the generic
+    Runner), backward into ``grads``, one optimizer step ``opt`` over the flat
+    buffers (``hp`` as in ``_common.update_range``; Adam's bias corrections are
+    refreshed from ``beta1``, ``beta2`` and the step ``t``, which starts at ``t0``).
+
+    X: (N, F); T: float targets (N, K), or (1, K) unused when ``use_int`` (integer
+    class labels in ``labels`` (N,)); ``labels`` also gives accuracy when ``has_acc``.
+    """
+    N = order.shape[0]
+    loss = 0.0
+    correct = 0
+    t = t0
+    for bi in range(b0, b1):
+        s = bi * bs
+        e = min(N, s + bs)
+        B = e - s
+        rows = order[s:e]
+        _forward(params, X, ptr, idx, val, sparse, rows, spec, slopes, ws, A0, B, parallel)
+        ls, c = _loss_and_delta(cost, T, labels, use_int, has_acc, rows, spec, ws, B, eps, fused_last)
+        loss += ls
+        correct += c
+        _backward(params, grads, X, ptr, idx, val, sparse, spec, slopes, ws, A0, rows, B, fused_last, parallel)
+        t += 1
+        if opt == OPT_ADAM:
+            # same float64 pow as the reference's ``1 - beta1**t``, then cast to the dtype
+            hp[8] = 1.0 - math.pow(beta1, float(t))
+            hp[9] = 1.0 - math.pow(beta2, float(t))
+        update_flat(opt, params, grads, s1, s2, hp, n_decay, parallel)
+    return loss, correct, t
+
+
+@jit
+def _online_update(W, a, d, lr, wd):
+    """SGD step ``W -= lr * (outer(a, d) + wd * W)`` for one sample, in place.
+
+    Rows with ``a[i] == 0`` are unchanged without weight decay, so they are skipped.
+    """
+    nin, nout = W.shape
+    for i in range(nin):
+        ai = a[i]
+        w = W[i]
+        if wd != 0:
+            for j in range(nout):
+                w[j] -= lr * (ai * d[j] + wd * w[j])
+        elif ai != 0:
+            for j in range(nout):
+                w[j] -= lr * (ai * d[j])
+
+
+@jit
+def train_online(params, hp, X, ptr, idx, val, sparse, T, labels, use_int, has_acc,
+                 order, b0, b1, spec, slopes, ws, cost, fused_last, eps):
+    """Plain SGD with batch size 1 on samples ``order[b0:b1]``, weights updated in place.
+
+    Same arithmetic as :func:`train_minibatch` with ``bs=1`` and plain SGD (for one
+    sample ``dW = x d`` is a single product per entry, so updating ``W -= lr * (x d
+    + wd W)`` in place gives the same numbers), but each layer's input gradient is
+    taken from the old weights and then the layer is updated at once, so no
+    gradient buffer is written. Weight decay ``hp[1]`` applies to every weight
+    (``n_decay`` = all weights, as in ``Sequential``), not to biases.
+    Returns (loss_sum, correct).
+    """
+    L = spec.shape[0]
+    lr, wd = hp[0], hp[1]
+    loss = 0.0
+    correct = 0
+    for bi in range(b0, b1):
+        rows = order[bi:bi + 1]
+        r = rows[0]
+        _forward_serial(params, X, ptr, idx, val, sparse, rows, spec, slopes, ws, 1)
+        ls, c = _loss_and_delta(cost, T, labels, use_int, has_acc, rows, spec, ws, 1, eps, fused_last)
+        loss += ls
+        correct += c
+        code = spec[L - 1, ACT]
+        if code != NO_ACT and not fused_last:
+            act_backward_row(code, ws[spec[L - 1, YOFF]:spec[L - 1, YOFF] + spec[L - 1, NOUT]],
+                             ws[spec[L - 1, DOFF]:spec[L - 1, DOFF] + spec[L - 1, NOUT]], slopes[L - 1])
+        for l in range(L - 1, -1, -1):
+            nin, nout = spec[l, NIN], spec[l, NOUT]
+            W = _weights(params, spec, l)
+            d = ws[spec[l, DOFF]:spec[l, DOFF] + nout]
+            if l > 0:
+                a = ws[spec[l - 1, YOFF]:spec[l - 1, YOFF] + nin]
+                dx = ws[spec[l - 1, DOFF]:spec[l - 1, DOFF] + nin]
+                for i in range(nin):
+                    acc = 0.0
+                    w = W[i]
+                    for j in range(nout):
+                        acc += d[j] * w[j]
+                    dx[i] = acc
+                code = spec[l - 1, ACT]
+                if code != NO_ACT:
+                    act_backward_row(code, a, dx, slopes[l - 1])
+                _online_update(W, a, d, lr, wd)
+            elif sparse and wd == 0:
+                for k in range(ptr[r], ptr[r + 1]):
+                    ai = val[k]
+                    w = W[idx[k]]
+                    for j in range(nout):
+                        w[j] -= lr * (ai * d[j])
+            else:
+                _online_update(W, X[r], d, lr, wd)
+            if spec[l, BOFF] >= 0:
+                b = _bias(params, spec, l)
+                for j in range(nout):
+                    b[j] -= lr * d[j]
+    return loss, correct
+
+
+# --------------------------------------------------------------------------- inference
+
+
+@jit
+def _predict_rows(out, X, params, spec, slopes, buf, s, e):
+    """Forward rows ``s <= n < e`` of X into ``out``; ``buf`` holds two layer outputs."""
+    L = spec.shape[0]
+    B = e - s
+    half = buf.shape[0] // 2
+    A = X[s:e]
+    for l in range(L):
+        nout = spec[l, NOUT]
+        W = _weights(params, spec, l)
+        b = _bias(params, spec, l)
+        if l == L - 1:
+            Y = out[s:e]
+        else:
+            Y = buf[(l % 2) * half:(l % 2) * half + B * nout].reshape((B, nout))
+        fwd_rows(Y, A, W, b, spec[l, BOFF] >= 0, 0, B)
+        code = spec[l, ACT]
+        if code != NO_ACT:
+            for n in range(B):
+                act_forward_row(code, Y[n], slopes[l])
+        A = Y
+
+
+@pjit
+def predict_par(out, X, params, spec, slopes, chunk, width):
+    """Forward all of X (N, F) into ``out`` (N, K), chunks of rows spread over the threads."""
+    N = X.shape[0]
+    nch = (N + chunk - 1) // chunk
+    for c in prange(nch):
+        # one small scratch buffer per chunk (not per row or per layer)
+        buf = np.empty(2 * chunk * width, out.dtype)
+        _predict_rows(out, X, params, spec, slopes, buf, c * chunk, min(N, (c + 1) * chunk))
+
+
+@jit
+def predict_serial(out, X, params, spec, slopes, chunk, width):
+    """:func:`predict_par` on one thread (small inputs: no thread wake-up)."""
+    N = X.shape[0]
+    buf = np.empty(2 * chunk * width, out.dtype)
+    for s in range(0, N, chunk):
+        _predict_rows(out, X, params, spec, slopes, buf, s, min(N, s + chunk))
