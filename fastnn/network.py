@@ -164,6 +164,12 @@ class Sequential:
         new._allocate(init=False)  # copies each layer's current values into new buffers
         return new
 
+    def __setstate__(self, state):
+        # Pickle stores each Linear's W/b as separate arrays, not as views of the flat
+        # buffer: rebuild the buffer so the layers share it again.
+        self.__dict__.update(state)
+        self._allocate(init=False)
+
     def astype(self, dtype):
         """This network converted to ``dtype`` (float32 or float64), as a new network."""
         new = self.copy()

@@ -442,3 +442,15 @@ def test_fit_default_honours_set_backend_and_env(clean_backend_state):
     mp.delenv("FASTNN_BACKEND")
     fit()
     assert fake.runs == 3
+
+
+def test_pickle_round_trip_keeps_layers_bound_to_the_flat_buffer():
+    import pickle
+
+    net = fn.Sequential(fn.Linear(3, 4), fn.ReLU(), fn.Linear(4, 2), seed=0)
+    n2 = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(n2.params, net.params)
+    n2[0].W[0, 0] = 42.0  # a write through the layer must reach the flat buffer
+    assert n2.params[0] == 42.0
+    assert net.params[0] != 42.0
+    assert np.shares_memory(n2[2].b, n2.params)

@@ -1,0 +1,452 @@
+"""fastnn.sklearn: scikit-learn's own estimator checks, plus behaviour against
+scikit-learn's MLP (same parameters, same data: comparable results)."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+sklearn = pytest.importorskip("sklearn", minversion="1.6",
+                              reason="fastnn.sklearn tests need scikit-learn >= 1.6 (the 'sklearn' extra)")
+
+from sklearn.base import clone  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from fastnn.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+# Small models and few epochs keep the ~100 checks fast; they still learn the
+# checks' toy problems well enough (check_classifiers_train wants 83% accuracy).
+CHECK_PARAMS = dict(hidden_layer_sizes=(20,), max_iter=100, learning_rate_init=0.01, random_state=0)
+
+# Expected failures, each with its reason (the list stays short on purpose).
+EXPECTED_FAILED = {}
+
+
+def _expected_failed(estimator):
+    return EXPECTED_FAILED.get(type(estimator).__name__, {})
+
+
+@parametrize_with_checks([MLPClassifier(**CHECK_PARAMS), MLPRegressor(**CHECK_PARAMS)],
+                         expected_failed_checks=_expected_failed)
+def test_sklearn_compatible_estimator(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+def _digits():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return X / 16.0, y
+
+
+@pytest.fixture(autouse=True)
+def _quiet_convergence():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+def _softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+# -- the drop-in promise ------------------------------------------------------------------
+
+@pytest.mark.parametrize("ours, theirs", [("MLPClassifier", "MLPClassifier"), ("MLPRegressor", "MLPRegressor")])
+def test_same_parameters_and_defaults_as_sklearn(ours, theirs):
+    import fastnn.sklearn as fsk
+    import sklearn.neural_network as snn
+
+    mine = getattr(fsk, ours)().get_params()
+    ref = getattr(snn, theirs)().get_params()
+    assert mine.pop("backend") == "auto"
+    assert mine.pop("dtype") == "float32"
+    assert mine == ref
+
+
+def test_pipeline_drop_in_matches_sklearn_accuracy():
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier as SkMLP
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = _digits()
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=0)
+    params = dict(hidden_layer_sizes=(32,), max_iter=20, learning_rate_init=0.01, random_state=0)
+    acc = {}
+    for name, cls in (("fastnn", MLPClassifier), ("sklearn", SkMLP)):
+        pipe = make_pipeline(StandardScaler(), cls(**params)).fit(Xtr, ytr)
+        acc[name] = pipe.score(Xte, yte)
+        assert pipe.predict(Xte).dtype == yte.dtype
+    assert acc["fastnn"] > 0.93
+    assert abs(acc["fastnn"] - acc["sklearn"]) < 0.03, acc
+
+
+def test_lbfgs_raises_naming_the_alternatives():
+    X, y = _digits()
+    with pytest.raises(ValueError, match="lbfgs.*'adam'.*'sgd'"):
+        MLPClassifier(solver="lbfgs").fit(X[:50], y[:50])
+
+
+@pytest.mark.parametrize("params, match", [(dict(dtype="float16"), "dtype"), (dict(backend="gpu"), "backend"),
+                                           (dict(hidden_layer_sizes=(3, 0)), "hidden_layer_sizes"),
+                                           (dict(momentum=1.5), "momentum")])
+def test_bad_parameters_raise_at_fit(params, match):
+    X, y = _digits()
+    est = MLPClassifier(**params)  # construction never validates (scikit-learn's rule)
+    with pytest.raises(ValueError, match=match):
+        est.fit(X[:50], y[:50])
+
+
+# -- fitted attributes --------------------------------------------------------------------
+
+def test_fitted_attributes_multiclass():
+    X, y = _digits()
+    clf = MLPClassifier(hidden_layer_sizes=(16, 8), max_iter=5, random_state=0).fit(X, y)
+    assert [c.shape for c in clf.coefs_] == [(64, 16), (16, 8), (8, 10)]
+    assert [b.shape for b in clf.intercepts_] == [(16,), (8,), (10,)]
+    assert clf.coefs_[0].dtype == np.float32
+    assert clf.n_layers_ == 4 and clf.n_outputs_ == 10 and clf.out_activation_ == "softmax"
+    assert clf.n_features_in_ == 64 and list(clf.classes_) == list(range(10))
+    assert clf.n_iter_ == 5 and clf.t_ == 5 * len(X) and len(clf.loss_curve_) == 5
+    assert clf.best_loss_ == min(clf.loss_curve_) and clf.loss_ == clf.loss_curve_[-1]
+    assert clf.validation_scores_ is None and clf.best_validation_score_ is None
+    proba = clf.predict_proba(X[:7])
+    assert proba.shape == (7, 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(clf.predict_log_proba(X[:7]), np.log(proba))
+    np.testing.assert_array_equal(clf.predict(X[:7]), clf.classes_[proba.argmax(axis=1)])
+
+
+def test_binary_and_string_labels_use_a_logistic_output():
+    X, y = _digits()
+    labels = np.where(y < 5, "small", "large")
+    clf = MLPClassifier(hidden_layer_sizes=(10,), max_iter=20, learning_rate_init=0.01,
+                        random_state=0).fit(X, labels)
+    assert clf.out_activation_ == "logistic" and clf.n_outputs_ == 1
+    assert list(clf.classes_) == ["large", "small"]
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[(proba[:, 1] > 0.5).astype(int)])
+    assert clf.score(X, labels) > 0.9
+
+
+def test_multilabel_targets():
+    from sklearn.datasets import make_multilabel_classification
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    X, Y = make_multilabel_classification(n_samples=400, n_features=10, n_classes=4, random_state=0)
+    params = dict(hidden_layer_sizes=(32,), max_iter=100, learning_rate_init=0.01, random_state=0)
+    clf = MLPClassifier(**params).fit(X, Y)
+    assert clf.out_activation_ == "logistic" and clf.n_outputs_ == 4
+    pred = clf.predict(X)
+    assert pred.shape == Y.shape and set(np.unique(pred)) <= {0, 1}
+    proba = clf.predict_proba(X)
+    assert proba.shape == Y.shape and np.all((proba >= 0) & (proba <= 1))
+    np.testing.assert_array_equal(pred, (proba > 0.5).astype(pred.dtype))
+    sk = SkMLP(**params).fit(X, Y)
+    assert abs(clf.score(X, Y) - sk.score(X, Y)) < 0.1
+
+
+def test_regressor_multioutput_matches_sklearn():
+    from sklearn.datasets import make_regression
+    from sklearn.neural_network import MLPRegressor as SkMLP
+
+    X, Y = make_regression(n_samples=300, n_features=8, n_targets=3, noise=0.1, random_state=0)
+    Y = Y / Y.std()
+    params = dict(hidden_layer_sizes=(32,), max_iter=200, learning_rate_init=0.01, random_state=0)
+    reg = MLPRegressor(**params).fit(X, Y)
+    assert reg.out_activation_ == "identity" and reg.n_outputs_ == 3
+    assert reg.predict(X).shape == Y.shape and reg.predict(X).dtype == np.float64
+    sk = SkMLP(**params).fit(X, Y)
+    assert reg.score(X, Y) > 0.95 and abs(reg.score(X, Y) - sk.score(X, Y)) < 0.05
+    # Both report the loss as half the mean squared error over all outputs.
+    assert abs(reg.loss_curve_[0] / sk.loss_curve_[0] - 1) < 0.5
+
+
+# -- scikit-learn's loss and update conventions ---------------------------------------------
+
+def _second_epoch(est, X, y):
+    """Fit one epoch, copy the weights, then one more (warm start): the second epoch's
+    reported loss is measured at the copied weights (one full batch, before its update)."""
+    est.set_params(max_iter=1, warm_start=True, batch_size=len(X), shuffle=False, solver="sgd",
+                   momentum=0.0, dtype="float64")
+    est.fit(X, y)
+    W = [c.copy() for c in est.coefs_]
+    b = [c.copy() for c in est.intercepts_]
+    est.fit(X, y)
+    return W, b
+
+
+def _forward(W, b, X, hidden):
+    acts = [X]
+    for i, (w, c) in enumerate(zip(W, b)):
+        z = acts[-1] @ w + c
+        acts.append(hidden(z) if i < len(W) - 1 else z)
+    return acts
+
+
+def test_reported_loss_follows_sklearn_conventions():
+    from sklearn.datasets import make_multilabel_classification
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 5))
+    alpha, tanh = 0.3, np.tanh
+    # multiclass: mean log-loss on the softmax + 0.5 * alpha * ||W||^2 / n
+    y = rng.integers(0, 3, 40)
+    clf = MLPClassifier(hidden_layer_sizes=(4,), activation="tanh", alpha=alpha, learning_rate_init=1e-8,
+                        random_state=0)
+    W, b = _second_epoch(clf, X, y)
+    p = _softmax(_forward(W, b, X, tanh)[-1])
+    pen = 0.5 * alpha * sum((w ** 2).sum() for w in W) / len(X)
+    np.testing.assert_allclose(clf.loss_curve_[-1], -np.log(p[np.arange(40), y]).mean() + pen, rtol=1e-6)
+    # multilabel: binary log-loss summed over labels, averaged over samples
+    X2, Y2 = make_multilabel_classification(n_samples=40, n_features=5, n_classes=3, random_state=0)
+    clf = MLPClassifier(hidden_layer_sizes=(4,), activation="tanh", alpha=alpha, learning_rate_init=1e-8,
+                        random_state=0)
+    W, b = _second_epoch(clf, X2, Y2)
+    q = 1 / (1 + np.exp(-_forward(W, b, X2, tanh)[-1]))
+    bce = -(Y2 * np.log(q) + (1 - Y2) * np.log(1 - q)).sum(axis=1).mean()
+    pen = 0.5 * alpha * sum((w ** 2).sum() for w in W) / len(X2)
+    np.testing.assert_allclose(clf.loss_curve_[-1], bce + pen, rtol=1e-6)
+    # regression: half the squared error averaged over samples AND outputs
+    Y = rng.normal(size=(40, 2))
+    reg = MLPRegressor(hidden_layer_sizes=(4,), activation="tanh", alpha=alpha, learning_rate_init=1e-8,
+                       random_state=0)
+    W, b = _second_epoch(reg, X, Y)
+    out = _forward(W, b, X, tanh)[-1]
+    pen = 0.5 * alpha * sum((w ** 2).sum() for w in W) / len(X)
+    np.testing.assert_allclose(reg.loss_curve_[-1], 0.5 * ((out - Y) ** 2).mean() + pen, rtol=1e-6)
+
+
+def test_sgd_step_equals_sklearns_gradient_with_alpha_over_batch():
+    """One full-batch SGD step: W -= lr * (X^T delta + alpha * W) / n (scikit-learn's
+    _backprop), i.e. fastnn's weight_decay = alpha / batch_size."""
+    rng = np.random.default_rng(1)
+    X, Y = rng.normal(size=(30, 4)), rng.normal(size=(30, 2))
+    lr, alpha, n = 0.05, 0.7, len(X)
+    reg = MLPRegressor(hidden_layer_sizes=(5,), activation="tanh", alpha=alpha, learning_rate_init=lr,
+                       random_state=0)
+    W, b = _second_epoch(reg, X, Y)
+    x0, h, out = _forward(W, b, X, np.tanh)
+    d2 = out - Y
+    gW2, gb2 = (h.T @ d2 + alpha * W[1]) / n, d2.sum(axis=0) / n
+    d1 = (d2 @ W[1].T) * (1 - h ** 2)
+    gW1, gb1 = (X.T @ d1 + alpha * W[0]) / n, d1.sum(axis=0) / n
+    np.testing.assert_allclose(reg.coefs_[0], W[0] - lr * gW1, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(reg.coefs_[1], W[1] - lr * gW2, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(reg.intercepts_[0], b[0] - lr * gb1, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(reg.intercepts_[1], b[1] - lr * gb2, rtol=1e-10, atol=1e-12)
+
+
+def test_initialisation_is_sklearns_glorot_uniform():
+    X, y = _digits()
+    for act, factor in (("relu", 6.0), ("logistic", 2.0)):
+        clf = MLPClassifier(hidden_layer_sizes=(200,), activation=act, solver="sgd",
+                            learning_rate_init=1e-12, momentum=0.0, max_iter=1, random_state=0)
+        clf.fit(X[:20], y[:20])
+        bound = np.sqrt(factor / (64 + 200))
+        w = clf.coefs_[0]
+        assert np.abs(w).max() <= bound * (1 + 1e-5)
+        assert np.abs(w).max() > 0.95 * bound  # fills the interval: U(-bound, bound)
+        np.testing.assert_allclose(w.std(), bound / np.sqrt(3), rtol=0.05)
+        assert np.abs(clf.intercepts_[0]).max() <= bound * (1 + 1e-5) and np.any(clf.intercepts_[0] != 0)
+
+
+# -- stopping rules, compared with scikit-learn's iteration counts -----------------------------
+
+@pytest.mark.parametrize("params", [
+    dict(tol=1e9, n_iter_no_change=3),                                   # training loss never improves by tol
+    dict(tol=1e9, n_iter_no_change=2, early_stopping=True),               # validation score never does
+    dict(tol=1e9, n_iter_no_change=2, solver="sgd", learning_rate="adaptive", learning_rate_init=0.1),
+    dict(tol=0.0, n_iter_no_change=20),                                   # runs to max_iter
+], ids=["tol", "early_stopping", "adaptive", "max_iter"])
+def test_iteration_counts_match_sklearn(params):
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    X, y = _digits()
+    base = dict(hidden_layer_sizes=(8,), max_iter=15, random_state=0)
+    ours = MLPClassifier(**base, **params).fit(X[:300], y[:300])
+    ref = SkMLP(**base, **params).fit(X[:300], y[:300])
+    assert ours.n_iter_ == ref.n_iter_
+    assert ours.t_ == ref.t_
+    assert len(ours.loss_curve_) == len(ref.loss_curve_)
+    if params.get("early_stopping"):
+        assert len(ours.validation_scores_) == ours.n_iter_
+        assert ours.best_validation_score_ == max(ours.validation_scores_)
+        assert ours.best_loss_ is None
+
+
+def test_adaptive_divides_by_five_and_invscaling_follows_t():
+    X, y = _digits()
+    clf = MLPClassifier(hidden_layer_sizes=(8,), solver="sgd", learning_rate="adaptive", learning_rate_init=0.1,
+                        tol=1e9, n_iter_no_change=1, max_iter=5, random_state=0).fit(X[:100], y[:100])
+    # epochs 2 and 4 fail to improve twice in a row -> two divisions by 5
+    assert clf.n_iter_ == 5
+    np.testing.assert_allclose(clf._optimizer.lr, 0.1 / 25)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), solver="sgd", learning_rate="invscaling", power_t=0.5,
+                        learning_rate_init=0.1, max_iter=3, random_state=0).fit(X[:100], y[:100])
+    np.testing.assert_allclose(clf._optimizer.lr, 0.1 / (clf.t_ + 1) ** 0.5)
+    assert clf.t_ == 300
+
+
+def test_early_stopping_restores_the_best_weights():
+    from sklearn.model_selection import train_test_split
+
+    X, y = _digits()
+    clf = MLPClassifier(hidden_layer_sizes=(8,), early_stopping=True, validation_fraction=0.2, max_iter=30,
+                        learning_rate_init=0.05, random_state=0).fit(X[:500], y[:500])
+    # Rebuild the validation split: fit seeds its Generator with 4 draws from
+    # check_random_state(random_state), then splits with that RandomState, as scikit-learn does.
+    rs = np.random.RandomState(0)
+    rs.randint(0, 2**31 - 1, size=4)
+    _, Xv, _, yv = train_test_split(X[:500], y[:500], random_state=rs, test_size=0.2)
+    assert len(clf.validation_scores_) == clf.n_iter_ and clf.n_iter_ > 1
+    assert clf.score(Xv, yv) == pytest.approx(clf.best_validation_score_)
+
+
+# -- partial_fit, warm_start, clone, pickle ------------------------------------------------------
+
+def test_partial_fit():
+    X, y = _digits()
+    clf = MLPClassifier(hidden_layer_sizes=(16,), random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        clf.partial_fit(X[:100], y[:100])
+    for i in range(0, 600, 100):
+        clf.partial_fit(X[i:i + 100], y[i:i + 100], classes=np.arange(10))
+    assert clf.n_iter_ == 1 and clf.t_ == 600 and len(clf.loss_curve_) == 6
+    assert clf.loss_curve_[-1] < clf.loss_curve_[0]
+    with pytest.raises(ValueError, match="classes"):
+        clf.partial_fit(X[:10], y[:10] + 20)
+    with pytest.raises(ValueError, match="early_stopping"):
+        MLPClassifier(early_stopping=True).partial_fit(X[:10], y[:10], classes=np.arange(10))
+    reg = MLPRegressor(hidden_layer_sizes=(4,), random_state=0)
+    for _ in range(3):
+        reg.partial_fit(X[:50], y[:50].astype(float))
+    assert reg.t_ == 150
+
+
+def test_warm_start_continues_and_checks_classes():
+    X, y = _digits()
+    clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, warm_start=True, random_state=0).fit(X, y)
+    first = clf.loss_curve_[-1]
+    W = clf.coefs_[0].copy()
+    clf.fit(X, y)
+    assert clf.n_iter_ == 3 and clf.t_ == 6 * len(X) and len(clf.loss_curve_) == 6
+    assert clf.loss_curve_[3] < first and not np.array_equal(W, clf.coefs_[0])
+    with pytest.raises(ValueError, match="warm_start"):
+        clf.fit(X[y < 5], y[y < 5])
+
+
+def test_clone_pickle_and_continue_training():
+    import copy
+
+    X, y = _digits()
+    clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0).fit(X, y)
+    assert clone(clf).get_params() == clf.get_params() and not hasattr(clone(clf), "coefs_")
+    for other in (pickle.loads(pickle.dumps(clf)), copy.deepcopy(clf)):
+        np.testing.assert_array_equal(other.predict_proba(X), clf.predict_proba(X))
+        other.partial_fit(X, y)
+        clf2 = pickle.loads(pickle.dumps(clf))
+        clf2.partial_fit(X, y)
+        np.testing.assert_allclose(other.coefs_[0], clf2.coefs_[0], rtol=1e-6)
+    # replacing coefs_ (as some user code does) changes the predictions
+    clf.coefs_ = [np.zeros_like(c) for c in clf.coefs_]
+    clf.intercepts_ = [np.zeros_like(c) for c in clf.intercepts_]
+    np.testing.assert_allclose(clf.predict_proba(X[:3]), 0.1)
+
+
+def test_float64_dtype():
+    X, y = _digits()
+    clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=5, learning_rate_init=0.01, dtype="float64",
+                        random_state=0).fit(X, y)
+    assert clf.coefs_[0].dtype == np.float64 and clf.score(X, y) > 0.8
+
+
+def test_same_random_state_same_model():
+    X, y = _digits()
+    a = MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=3).fit(X, y)
+    b = MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=3).fit(X, y)
+    c = MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=4).fit(X, y)
+    np.testing.assert_array_equal(a.coefs_[0], b.coefs_[0])
+    assert not np.array_equal(a.coefs_[0], c.coefs_[0])
+
+
+def test_backends_agree():
+    import fastnn
+
+    if fastnn.available_backends()["numba"] is not None:
+        pytest.skip("the numba backend is unavailable: " + fastnn.available_backends()["numba"])
+    X, y = _digits()
+    params = dict(hidden_layer_sizes=(16,), max_iter=3, random_state=0, dtype="float64")
+    a = MLPClassifier(backend="numpy", **params).fit(X, y)
+    b = MLPClassifier(backend="numba", **params).fit(X, y)
+    np.testing.assert_allclose(b.loss_curve_, a.loss_curve_, rtol=1e-6)
+    np.testing.assert_allclose(b.predict_proba(X), a.predict_proba(X), rtol=1e-6, atol=1e-9)
+
+
+# -- parallel searches (joblib processes) ------------------------------------------------------
+
+def test_worker_thread_cap_in_joblib_workers():
+    import os
+
+    from joblib import Parallel, delayed
+
+    from fastnn.sklearn import worker_thread_cap
+
+    assert worker_thread_cap() is None  # the main process is not capped
+    caps = Parallel(n_jobs=2)(delayed(worker_thread_cap)() for _ in range(2))
+    assert caps == [max(1, (os.cpu_count() or 1) // 2)] * 2
+
+
+def test_grid_and_randomized_search_with_n_jobs():
+    from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
+
+    X, y = _digits()
+    X, y = X[:300], y[:300]
+    base = MLPClassifier(hidden_layer_sizes=(8,), max_iter=10, batch_size=30, random_state=0)
+    grid = GridSearchCV(base, {"alpha": [1e-4, 1e-2], "learning_rate_init": [1e-2, 3e-2]}, cv=2, n_jobs=2)
+    grid.fit(X, y)
+    assert len(grid.cv_results_["params"]) == 4 and grid.best_score_ > 0.6
+    rnd = RandomizedSearchCV(base, {"hidden_layer_sizes": [(4,), (8,), (16,)], "alpha": [1e-4, 1e-3]},
+                             n_iter=3, cv=2, n_jobs=2, random_state=0).fit(X, y)
+    assert len(rnd.cv_results_["params"]) == 3 and hasattr(rnd.best_estimator_, "coefs_")
+
+
+def test_threaded_search_survives_numbas_workqueue_layer():
+    """joblib's threading backend runs fits in parallel threads; Numba's workqueue layer
+    aborts the process on concurrent entry unless the fits take turns."""
+    import os
+    import subprocess
+    import sys
+
+    import fastnn
+
+    if fastnn.available_backends()["numba"] is not None:
+        pytest.skip("the numba backend is unavailable: " + fastnn.available_backends()["numba"])
+    code = (
+        "import warnings; warnings.simplefilter('ignore')\n"
+        "import numba, numpy as np\n"
+        "from joblib import parallel_backend\n"
+        "from sklearn.model_selection import GridSearchCV\n"
+        "from fastnn.sklearn import MLPClassifier\n"
+        "rng = np.random.default_rng(0); X = rng.random((600, 64)); y = rng.integers(0, 3, 600)\n"
+        "est = MLPClassifier(hidden_layer_sizes=(128,), max_iter=3, batch_size=64, early_stopping=True,"
+        " backend='numba', random_state=0)\n"
+        "with parallel_backend('threading', n_jobs=2):\n"
+        "    GridSearchCV(est, {'alpha': [1e-4, 1e-3]}, cv=2).fit(X, y)\n"
+        "print('layer', numba.threading_layer())\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue",
+               PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "layer workqueue" in res.stdout
