@@ -96,6 +96,60 @@ def test_fused_runner_is_used_and_sparse(mnist):
     assert isinstance(r, FusedRunner) and not r.online
 
 
+def _sparse_like_mnist(rng, n, f, density=0.2):
+    """Non-negative sparse inputs with whole zero columns (MNIST's borders) and an all-zero sample."""
+    X = rng.uniform(0.05, 1.0, size=(n, f)) * (rng.random((n, f)) < density)
+    X[:, :3] = 0
+    X[:, -2:] = 0
+    X[5] = 0
+    X[-1, 3:10] = 1.0  # a denser sample in the last (short) batch
+    return X
+
+
+@pytest.mark.parametrize("bs", [1, 10])
+@pytest.mark.parametrize("case", ["mse-sigmoid", "ce-relu"])
+def test_sparse_sgd_paths_equal_to_numpy(rng, bs, case):
+    """Plain SGD on sparse input: batch 1 updates W in place from the non-zero inputs
+    (train_online), small batches apply the first layer's update sample by sample from
+    the non-zero inputs (sgd_sparse_rows) instead of a dense gradient."""
+    n, f = 203, 40  # 203 = 20 batches of 10 + a short one of 3
+    X = _sparse_like_mnist(rng, n, f)
+    y = rng.integers(0, 4, n)
+    if case == "mse-sigmoid":
+        net = fn.Sequential(fn.Linear(f, 9), fn.Sigmoid(), fn.Linear(9, 4), fn.Sigmoid(), seed=4, dtype=np.float64)
+        cost = fn.MSE()
+    else:
+        net = fn.Sequential(fn.Linear(f, 9), fn.ReLU(), fn.Linear(9, 4), seed=4, dtype=np.float64)
+        cost = fn.CrossEntropy()
+    opt = fn.SGD(0.3)
+    opt.ensure_setup(net)
+    r = get_ops("numba").make_runner(net.copy(), cost, opt, X, cost.prepare(y, 4, np.float64), bs)
+    assert isinstance(r, FusedRunner) and r.sparse
+    assert r.online if bs == 1 else (r.sparse_sgd_ok and not r.online)
+    a, b = _compare(net, X, y, cost, lambda: fn.SGD(0.3), bs, _epochs_for(n, bs, 300))
+    if bs > 1:  # grads hold the last batch's gradient on both backends
+        assert_allclose(b.grads, a.grads, rtol=TRAIN_RTOL64, atol=TRAIN_RTOL64 * np.abs(a.grads).max())
+    # weight decay and momentum keep the dense update on the same sparse input
+    _compare(net, X, y, cost, OPTIMIZERS["sgd-wd"], bs, 3)
+    _compare(net, X, y, cost, OPTIMIZERS["momentum"], bs, 3)
+
+
+def test_sparsity_pattern(rng):
+    from fastnn.kernels.cpu import fused
+
+    X = _sparse_like_mnist(rng, 50, 30)
+    ptr, idx = fused.csr_of(X, 0.5)
+    assert idx.dtype == np.int32 and ptr.dtype == np.int64
+    assert_allclose(ptr, np.concatenate([[0], np.cumsum(np.count_nonzero(X, axis=1))]))
+    for i in range(len(X)):
+        assert np.array_equal(idx[ptr[i]:ptr[i + 1]], np.flatnonzero(X[i]))
+    assert ptr[6] == ptr[5]  # the all-zero sample
+    assert fused.csr_of(np.ones((4, 3)), 0.5) is None  # too dense for CSR
+    assert fused.csr_of(np.eye(4)[:, :3], 0.5) is not None  # 3 of 12 non-zero
+    ptr, idx = fused.csr_of(np.zeros((0, 3)), 0.5)
+    assert list(ptr) == [0] and len(idx) == 0
+
+
 # ----------------------------------------------------------------- awkward shapes
 
 

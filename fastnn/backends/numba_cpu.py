@@ -149,16 +149,17 @@ class FusedRunner(Runner):
         self.eps = float(np.finfo(dt).eps)
         X = np.ascontiguousarray(X, dtype=dt)
         self.X = X
-        cnt = fused.row_nnz(X)
-        self.density = int(cnt.sum()) / max(X.size, 1)
-        self.sparse = self.density <= self.sparse_density
+        csr = fused.csr_of(X, self.sparse_density)
+        self.sparse = csr is not None
         nin0 = int(self.spec[0, 0])
         if self.sparse:
-            self.ptr, self.idx, self.val = fused.csr_from_counts(X, cnt)
+            self.ptr, self.idx = csr
+            self.density = len(self.idx) / max(X.size, 1)
             self.A0 = np.zeros((1, nin0), dt)
         else:
-            self.ptr, self.idx, self.val = np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, dt)
+            self.ptr, self.idx = np.zeros(1, np.int64), np.zeros(0, np.int32)
             self.A0 = np.zeros((batch_size, nin0), dt)
+            self.density = 1.0  # > sparse_density: only an estimate is needed below
         K = net.outsize
         T = targets.T
         self.use_int = T.ndim == 1
@@ -178,8 +179,15 @@ class FusedRunner(Runner):
         # multiply-adds per batch (the first layer's scaled by its input density)
         per_sample = sum(int(r[0] * r[1]) for r in self.spec)
         per_sample -= int((1 - self.density) * self.spec[0, 0] * self.spec[0, 1])
-        self.can_parallel = (config.PARALLEL != "0" and batch_size > 1
-                             and batch_size * per_sample >= config.PARALLEL_MIN_WORK)
+        # decided by size only (not by config.PARALLEL or the threads) so that the
+        # choice of the sparse SGD path below never depends on the thread settings
+        big = batch_size > 1 and batch_size * per_sample >= config.PARALLEL_MIN_WORK
+        self.can_parallel = config.PARALLEL != "0" and big
+        # small batches of plain SGD on sparse input update the first layer's weights
+        # straight from the non-zero inputs (fused.sgd_sparse_rows); big batches keep
+        # the dense gradient, whose weight rows the threads can share
+        self.sparse_sgd_ok = (self.sparse and not big and self.opt_code == OPT_SGD
+                              and int(self.spec[0, 2]) == 0)
         #: whether the last minibatches ran threaded (decided per run when PARALLEL is "auto")
         self.parallel = self.can_parallel and config.PARALLEL == "1"
 
@@ -234,7 +242,7 @@ class FusedRunner(Runner):
 
     def _run_online(self, order, b0, b1, hp):
         return fused.train_online(
-            self.net.params, hp, self.X, self.ptr, self.idx, self.val, self.sparse, self.T, self.labels,
+            self.net.params, hp, self.X, self.ptr, self.idx, self.sparse, self.T, self.labels,
             self.use_int, self.has_acc, order, b0, b1, self.spec, self.slopes, self.ws,
             self.cost.code, self.fused_last, self.eps)
 
@@ -244,10 +252,10 @@ class FusedRunner(Runner):
         s1 = getattr(opt, names[0]) if names else self._empty
         s2 = getattr(opt, names[1]) if len(names) > 1 else self._empty
         loss, correct, t = fused.train_minibatch(
-            net.params, net.grads, s1, s2, hp, self.X, self.ptr, self.idx, self.val, self.sparse,
+            net.params, net.grads, s1, s2, hp, self.X, self.ptr, self.idx, self.sparse,
             self.T, self.labels, self.use_int, self.has_acc, order, b0, b1, self.batch_size, self.spec,
             self.slopes, self.ws, self.A0, self.cost.code, self.fused_last, self.opt_code, net.n_decay,
             opt.t, float(getattr(opt, "beta1", 0.0)), float(getattr(opt, "beta2", 0.0)), self.eps,
-            parallel)
+            parallel, bool(self.sparse_sgd_ok and hp[1] == 0))
         opt.t = int(t)
         return loss, correct

@@ -22,7 +22,7 @@ with no Python in between:
   input gradient is taken, so no gradient buffer is written or swept.
 
 When the input is sparse (MNIST: 81% zeros) the first layer reads it in CSR form
-(``ptr``, ``idx``, ``val``), so its forward and weight gradient only touch the
+(``ptr``, ``idx``; the values are read from X), so its forward and weight gradient only touch the
 rows of ``W`` whose input is non-zero, and its input gradient is never computed.
 """
 
@@ -33,7 +33,7 @@ from numba import prange
 
 from fastnn.kernels.cpu._common import (
     BCE, NO_ACT, OPT_ADAM, act_backward_row, act_forward_row, correct_row, cost_grad_row, cost_row, jit,
-    pjit, update_flat)
+    pjit, update_flat, update_range)
 from fastnn.kernels.cpu.ops import (
     bwd_bias, bwd_input_par, bwd_input_rows, bwd_weight_par, bwd_weight_rows, fwd_par, fwd_rows)
 
@@ -43,46 +43,49 @@ NIN, NOUT, WOFF, BOFF, ACT, YOFF, DOFF, WTOFF = range(8)
 # ------------------------------------------------------------------------ sparse input
 
 
-@pjit
-def row_nnz(X):
-    """Non-zeros per row of X (N, F) -> int64 (N,)."""
-    N, F = X.shape
-    cnt = np.zeros(N, np.int64)
-    for n in prange(N):
-        c = 0
-        for i in range(F):
-            if X[n, i] != 0:
-                c += 1
-        cnt[n] = c
-    return cnt
+@jit
+def csr_fill(ptr, idx, X):
+    """Sparsity pattern of X (N, F) in one pass: row pointers into ``ptr`` (N+1,) and
+    column indices (int32) into ``idx``; returns the number of non-zeros, or -1
+    as soon as they would not fit in ``idx`` (the input is then too dense for CSR).
 
-
-@pjit
-def csr_fill(idx, val, X, ptr):
-    """Fill the CSR column indices ``idx`` (int32) and values of X, given the row pointers."""
+    One thread on purpose: this is a memory-bound pass of a few tens of ms, and a
+    parallel region on a busy 2-core machine can stall for longer than that.
+    """
     N, F = X.shape
-    for n in prange(N):
-        k = ptr[n]
+    cap = idx.shape[0]
+    k = 0
+    ptr[0] = 0
+    for n in range(N):
+        if k + F > cap:
+            return -1
+        x = X[n]
         for i in range(F):
-            if X[n, i] != 0:
+            if x[i] != 0:
                 idx[k] = i
-                val[k] = X[n, i]
                 k += 1
+        ptr[n + 1] = k
+    return k
 
 
-def csr_from_counts(X, cnt):
-    """CSR of X from its per-row non-zero counts: ``ptr`` int64 (N+1,), ``idx`` int32, ``val``."""
-    ptr = np.zeros(len(X) + 1, np.int64)
-    np.cumsum(cnt, out=ptr[1:])
-    idx = np.empty(ptr[-1], np.int32)
-    val = np.empty(ptr[-1], X.dtype)
-    csr_fill(idx, val, X, ptr)
-    return ptr, idx, val
+def csr_of(X, max_density):
+    """Sparsity pattern ``(ptr int64 (N+1,), idx int32)`` of X (N, F) (CSR without the
+    values: kernels read them from X, which saves the memory and the page faults of a
+    copy), or None when more than ``max_density`` of its entries are non-zero."""
+    N, F = X.shape
+    cap = int(max_density * N * F) + F
+    ptr = np.zeros(N + 1, np.int64)
+    # pages past the last non-zero are never touched, so the spare capacity costs no memory
+    idx = np.empty(cap, np.int32)
+    nnz = csr_fill(ptr, idx, X)
+    if nnz < 0 or nnz > max_density * max(N * F, 1):
+        return None
+    return ptr, idx[:nnz]
 
 
 @jit
-def fwd_sparse_rows(Y, ptr, idx, val, rows, W, b, has_bias, r0, r1):
-    """Rows ``r0 <= n < r1`` of ``Y = X[rows] @ W + b`` from the CSR of X.
+def fwd_sparse_rows(Y, X, ptr, idx, rows, W, b, has_bias, r0, r1):
+    """Rows ``r0 <= n < r1`` of ``Y = X[rows] @ W + b`` reading only X's non-zeros.
 
     Adds the non-zero inputs in column order, exactly as :func:`fwd_rows` does.
     """
@@ -90,10 +93,11 @@ def fwd_sparse_rows(Y, ptr, idx, val, rows, W, b, has_bias, r0, r1):
     for n in range(r0, r1):
         y = Y[n]
         r = rows[n]
+        x = X[r]
         for j in range(nout):
             y[j] = 0
         for k in range(ptr[r], ptr[r + 1]):
-            a = val[k]
+            a = x[idx[k]]
             w = W[idx[k]]
             for j in range(nout):
                 y[j] += a * w[j]
@@ -103,14 +107,14 @@ def fwd_sparse_rows(Y, ptr, idx, val, rows, W, b, has_bias, r0, r1):
 
 
 @pjit
-def fwd_sparse_par(Y, ptr, idx, val, rows, W, b, has_bias, B):
+def fwd_sparse_par(Y, X, ptr, idx, rows, W, b, has_bias, B):
     for n in prange(B):
-        fwd_sparse_rows(Y, ptr, idx, val, rows, W, b, has_bias, n, n + 1)
+        fwd_sparse_rows(Y, X, ptr, idx, rows, W, b, has_bias, n, n + 1)
 
 
 @jit
-def bwd_weight_sparse_cols(dW, ptr, idx, val, rows, DY, B, j0, j1):
-    """Columns ``j0 <= j < j1`` of ``dW = X[rows].T @ DY[:B]`` from the CSR of X (overwritten).
+def bwd_weight_sparse_cols(dW, X, ptr, idx, rows, DY, B, j0, j1):
+    """Columns ``j0 <= j < j1`` of ``dW = X[rows].T @ DY[:B]`` from X's non-zeros (overwritten).
 
     Split by columns so that threads never write the same entry; every entry sums
     over the samples in order, whatever the split.
@@ -122,19 +126,42 @@ def bwd_weight_sparse_cols(dW, ptr, idx, val, rows, DY, B, j0, j1):
             row[j] = 0
     for n in range(B):
         r = rows[n]
+        x = X[r]
         d = DY[n]
         for k in range(ptr[r], ptr[r + 1]):
-            a = val[k]
+            a = x[idx[k]]
             row = dW[idx[k]]
             for j in range(j0, j1):
                 row[j] += a * d[j]
 
 
 @pjit
-def bwd_weight_sparse_par(dW, ptr, idx, val, rows, DY, B, nblk):
+def bwd_weight_sparse_par(dW, X, ptr, idx, rows, DY, B, nblk):
     nout = dW.shape[1]
     for c in prange(nblk):
-        bwd_weight_sparse_cols(dW, ptr, idx, val, rows, DY, B, c * nout // nblk, (c + 1) * nout // nblk)
+        bwd_weight_sparse_cols(dW, X, ptr, idx, rows, DY, B, c * nout // nblk, (c + 1) * nout // nblk)
+
+
+@jit
+def sgd_sparse_rows(W, X, ptr, idx, rows, DY, B, lr):
+    """Plain SGD on the first layer from a batch in CSR form: ``W -= lr * X[rows].T @ DY[:B]``.
+
+    Each sample's outer product ``x_n d_n`` is applied in turn (``W -= lr * (x_ni *
+    d_n)``), touching only the rows of W whose input is non-zero: no gradient
+    buffer is zeroed, filled or swept. The result equals the reference's
+    ``W -= lr * (X.T @ DY)`` up to the order of the per-sample additions (exactly
+    for a batch of one). All ``DY`` must come from the weights before the step.
+    """
+    nout = W.shape[1]
+    for n in range(B):
+        r = rows[n]
+        x = X[r]
+        d = DY[n]
+        for k in range(ptr[r], ptr[r + 1]):
+            a = x[idx[k]]
+            w = W[idx[k]]
+            for j in range(nout):
+                w[j] -= lr * (a * d[j])
 
 
 # ------------------------------------------------------------------------------ views
@@ -164,7 +191,7 @@ def _rows2d(ws, off, B, n):
 
 
 @jit
-def _forward(params, X, ptr, idx, val, sparse, rows, spec, slopes, ws, A0, B, parallel):
+def _forward(params, X, ptr, idx, sparse, rows, spec, slopes, ws, A0, B, parallel):
     """Forward a batch (the samples ``rows``); each layer's output lands in its Y."""
     L = spec.shape[0]
     for l in range(L):
@@ -176,9 +203,9 @@ def _forward(params, X, ptr, idx, val, sparse, rows, spec, slopes, ws, A0, B, pa
         if l == 0:
             if sparse:
                 if parallel:
-                    fwd_sparse_par(Y, ptr, idx, val, rows, W, b, hb, B)
+                    fwd_sparse_par(Y, X, ptr, idx, rows, W, b, hb, B)
                 else:
-                    fwd_sparse_rows(Y, ptr, idx, val, rows, W, b, hb, 0, B)
+                    fwd_sparse_rows(Y, X, ptr, idx, rows, W, b, hb, 0, B)
             else:
                 A = A0[:B]
                 for n in range(B):
@@ -200,7 +227,7 @@ def _forward(params, X, ptr, idx, val, sparse, rows, spec, slopes, ws, A0, B, pa
 
 
 @jit
-def _forward_serial(params, X, ptr, idx, val, sparse, rows, spec, slopes, ws, B):
+def _forward_serial(params, X, ptr, idx, sparse, rows, spec, slopes, ws, B):
     """:func:`_forward` on one thread, reading dense input rows in place (no gather).
 
     Kept apart so that the per-sample loop does not compile the parallel kernels.
@@ -214,7 +241,7 @@ def _forward_serial(params, X, ptr, idx, val, sparse, rows, spec, slopes, ws, B)
         Y = _rows2d(ws, spec[l, YOFF], B, nout)
         if l == 0:
             if sparse:
-                fwd_sparse_rows(Y, ptr, idx, val, rows, W, b, hb, 0, B)
+                fwd_sparse_rows(Y, X, ptr, idx, rows, W, b, hb, 0, B)
             else:
                 for n in range(B):
                     r = rows[n]
@@ -248,8 +275,12 @@ def _loss_and_delta(cost, T, labels, use_int, has_acc, rows, spec, ws, B, eps, f
 
 
 @jit
-def _backward(params, grads, X, ptr, idx, val, sparse, spec, slopes, ws, A0, rows, B, fused_last, parallel):
-    """Backward a batch into ``grads`` (overwritten), from the delta in the last D."""
+def _backward(params, grads, X, ptr, idx, sparse, spec, slopes, ws, A0, rows, B, fused_last, parallel,
+              skip_w0):
+    """Backward a batch into ``grads`` (overwritten), from the delta in the last D.
+
+    With ``skip_w0`` the first layer's weight gradient is left alone (the caller
+    applies it sparsely, see :func:`sgd_sparse_rows`)."""
     L = spec.shape[0]
     code = spec[L - 1, ACT]
     if code != NO_ACT and not fused_last:
@@ -264,14 +295,16 @@ def _backward(params, grads, X, ptr, idx, val, sparse, spec, slopes, ws, A0, row
         if spec[l, BOFF] >= 0:
             bwd_bias(_bias(grads, spec, l), D, B)
         if l == 0:
+            if skip_w0:
+                break
             if sparse:
                 nblk = 1
                 if parallel:
                     nblk = min(max(nout // 32, 1), 64)
                 if nblk > 1:
-                    bwd_weight_sparse_par(dW, ptr, idx, val, rows, D, B, nblk)
+                    bwd_weight_sparse_par(dW, X, ptr, idx, rows, D, B, nblk)
                 else:
-                    bwd_weight_sparse_cols(dW, ptr, idx, val, rows, D, B, 0, nout)
+                    bwd_weight_sparse_cols(dW, X, ptr, idx, rows, D, B, 0, nout)
             elif parallel:
                 bwd_weight_par(dW, A0[:B], D, B)
             else:
@@ -301,9 +334,9 @@ def _backward(params, grads, X, ptr, idx, val, sparse, spec, slopes, ws, A0, row
 
 
 @jit
-def train_minibatch(params, grads, s1, s2, hp, X, ptr, idx, val, sparse, T, labels, use_int, has_acc,
+def train_minibatch(params, grads, s1, s2, hp, X, ptr, idx, sparse, T, labels, use_int, has_acc,
                     order, b0, b1, bs, spec, slopes, ws, A0, cost, fused_last, opt, n_decay, t0,
-                    beta1, beta2, eps, parallel):
+                    beta1, beta2, eps, parallel, sparse_sgd):
     """Train on batches ``b0 <= b < b1`` of ``order``; returns (loss_sum, correct, t).
 
     Each batch: forward, loss and correct count (before the update, as the generic
@@ -313,6 +346,13 @@ def train_minibatch(params, grads, s1, s2, hp, X, ptr, idx, val, sparse, T, labe
 
     X: (N, F); T: float targets (N, K), or (1, K) unused when ``use_int`` (integer
     class labels in ``labels`` (N,)); ``labels`` also gives accuracy when ``has_acc``.
+
+    ``sparse_sgd`` (plain SGD without weight decay, CSR input, first layer's
+    weights first in the buffer): the first layer's weights are updated straight
+    from the batch's non-zero inputs (:func:`sgd_sparse_rows`) and every other
+    parameter by the flat update, so no per-batch pass over the dense first-layer
+    gradient. Its gradient in ``grads`` is filled for the last batch only, at the
+    end, so that ``grads`` holds the last batch's gradient as on the other path.
     """
     N = order.shape[0]
     loss = 0.0
@@ -323,17 +363,29 @@ def train_minibatch(params, grads, s1, s2, hp, X, ptr, idx, val, sparse, T, labe
         e = min(N, s + bs)
         B = e - s
         rows = order[s:e]
-        _forward(params, X, ptr, idx, val, sparse, rows, spec, slopes, ws, A0, B, parallel)
+        _forward(params, X, ptr, idx, sparse, rows, spec, slopes, ws, A0, B, parallel)
         ls, c = _loss_and_delta(cost, T, labels, use_int, has_acc, rows, spec, ws, B, eps, fused_last)
         loss += ls
         correct += c
-        _backward(params, grads, X, ptr, idx, val, sparse, spec, slopes, ws, A0, rows, B, fused_last, parallel)
+        _backward(params, grads, X, ptr, idx, sparse, spec, slopes, ws, A0, rows, B, fused_last, parallel,
+                  sparse_sgd)
         t += 1
+        if sparse_sgd:
+            nw0 = spec[0, NIN] * spec[0, NOUT]
+            update_range(opt, params, grads, s1, s2, hp, nw0, params.shape[0], n_decay)
+            sgd_sparse_rows(_weights(params, spec, 0), X, ptr, idx, rows, _rows2d(ws, spec[0, DOFF], B, spec[0, NOUT]),
+                            B, hp[0])
+            continue
         if opt == OPT_ADAM:
             # same float64 pow as the reference's ``1 - beta1**t``, then cast to the dtype
             hp[8] = 1.0 - math.pow(beta1, float(t))
             hp[9] = 1.0 - math.pow(beta2, float(t))
         update_flat(opt, params, grads, s1, s2, hp, n_decay, parallel)
+    if sparse_sgd and b1 > b0:
+        s = (b1 - 1) * bs
+        e = min(N, s + bs)
+        bwd_weight_sparse_cols(_weights(grads, spec, 0), X, ptr, idx, order[s:e],
+                               _rows2d(ws, spec[0, DOFF], e - s, spec[0, NOUT]), e - s, 0, spec[0, NOUT])
     return loss, correct, t
 
 
@@ -356,7 +408,7 @@ def _online_update(W, a, d, lr, wd):
 
 
 @jit
-def train_online(params, hp, X, ptr, idx, val, sparse, T, labels, use_int, has_acc,
+def train_online(params, hp, X, ptr, idx, sparse, T, labels, use_int, has_acc,
                  order, b0, b1, spec, slopes, ws, cost, fused_last, eps):
     """Plain SGD with batch size 1 on samples ``order[b0:b1]``, weights updated in place.
 
@@ -370,12 +422,13 @@ def train_online(params, hp, X, ptr, idx, val, sparse, T, labels, use_int, has_a
     """
     L = spec.shape[0]
     lr, wd = hp[0], hp[1]
+    zero = hp.dtype.type(0)
     loss = 0.0
     correct = 0
     for bi in range(b0, b1):
         rows = order[bi:bi + 1]
         r = rows[0]
-        _forward_serial(params, X, ptr, idx, val, sparse, rows, spec, slopes, ws, 1)
+        _forward_serial(params, X, ptr, idx, sparse, rows, spec, slopes, ws, 1)
         ls, c = _loss_and_delta(cost, T, labels, use_int, has_acc, rows, spec, ws, 1, eps, fused_last)
         loss += ls
         correct += c
@@ -391,7 +444,9 @@ def train_online(params, hp, X, ptr, idx, val, sparse, T, labels, use_int, has_a
                 a = ws[spec[l - 1, YOFF]:spec[l - 1, YOFF] + nin]
                 dx = ws[spec[l - 1, DOFF]:spec[l - 1, DOFF] + nin]
                 for i in range(nin):
-                    acc = 0.0
+                    # in the array's dtype: a float64 chain in a float32 net costs
+                    # conversions and is no closer to the reference's BLAS product
+                    acc = zero
                     w = W[i]
                     for j in range(nout):
                         acc += d[j] * w[j]
@@ -401,8 +456,9 @@ def train_online(params, hp, X, ptr, idx, val, sparse, T, labels, use_int, has_a
                     act_backward_row(code, a, dx, slopes[l - 1])
                 _online_update(W, a, d, lr, wd)
             elif sparse and wd == 0:
+                xr = X[r]
                 for k in range(ptr[r], ptr[r + 1]):
-                    ai = val[k]
+                    ai = xr[idx[k]]
                     w = W[idx[k]]
                     for j in range(nout):
                         w[j] -= lr * (ai * d[j])
