@@ -1,0 +1,165 @@
+"""Smoke tests of the whole-epoch benchmark harness (fastnn.bench) on tiny synthetic data.
+
+No timing is asserted: these check that the harness runs, writes the JSON it promises,
+and refuses loudly to time anything when an implementation gives wrong weights.
+"""
+
+import json
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import fastnn
+import fastnn.backends as backends
+from fastnn import bench
+from fastnn.backends.base import Ops, Runner
+
+
+def _run(tmp_path, *extra):
+    out = tmp_path / "res.json"
+    rc = bench.main(["--quick", "--backend", "numpy", "--threads", "1", "--out", str(out), *extra])
+    return rc, out
+
+
+def test_quick_run_writes_table_and_json(tmp_path, capsys):
+    rc, out = _run(tmp_path, "--config", "a,c", "--fraction", "0.5",
+                   "--time-to-accuracy", "--tta-max-epochs", "1")
+    assert rc == bench.EXIT_OK
+    printed = capsys.readouterr().out
+    assert "| config |" in printed and "a. 784-50-10 sigmoid" in printed
+    assert "Time to accuracy" in printed
+
+    res = json.loads(out.read_text())
+    assert res["schema"] == "fastnn-bench/1"
+    for key in ("cpu_model", "logical_cpus", "numpy", "numba", "torch", "date", "threads"):
+        assert key in res["machine"]
+    assert res["settings"]["fastnn_column"] == "fastnn-numpy"
+    assert set(res["configs"]) == {"a", "c"}
+    torch_installed = bench.import_torch() is not None
+    for key, rec in res["configs"].items():
+        check = rec["check"]
+        assert check["passed"] and check["max_weight_change"] > 0
+        expected = {"numpy"} | ({"torch"} if torch_installed else set())
+        assert set(check["max_abs_diff"]) == expected
+        assert all(d <= 1e-9 for d in check["max_abs_diff"].values())
+        for col, t in rec["timings"].items():
+            assert len(t["times_s"]) == 1 and t["median_s"] > 0
+        # --fraction 0.5 times half the epoch of the Python-loop columns and scales up.
+        assert rec["timings"]["numpy"]["extrapolated"]
+        assert not rec["timings"]["fastnn-numpy"]["extrapolated"]
+        assert rec["speedup"]["vs_numpy"] > 0
+    g = res["configs"]["c"]["gflops"]
+    assert g["dense_gflop_per_epoch"] == pytest.approx(6 * 512 * (784 * 256 + 256 * 10) / 1e9)
+    assert 0 < g["per_column"]["fastnn-numpy"]["fraction_of_matmul"]
+    tta = res["time_to_accuracy"]["results"]["fastnn-numpy"]
+    assert len(tta["test_accuracy"]) == 1 and 0 <= tta["test_accuracy"][0] <= 1
+
+
+def test_dense_flops_of_config_c_match_the_issue():
+    # Issue 3: (c) is 73 GFLOP of dense-equivalent work per 60,000-image epoch.
+    assert bench.CONFIGS["c"].dense_flops(60000) / 1e9 == pytest.approx(73.2, abs=0.1)
+
+
+class _WrongRunner(Runner):
+    """Trains correctly, then nudges one weight: the kind of bug the check must catch."""
+
+    def run(self, order, b0, b1):
+        out = super().run(order, b0, b1)
+        self.net.params[0] += 1e-4
+        return out
+
+
+class _WrongOps(Ops):
+    name = "numba"
+
+    def make_runner(self, net, cost, optimizer, X, targets, batch_size):
+        return _WrongRunner(self, net, cost, optimizer, X, targets, batch_size)
+
+
+def test_check_fails_loudly_on_wrong_backend_weights(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(backends._instances, "numba", _WrongOps())
+    rc, out = bench.main(["--quick", "--backend", "numba", "--config", "b", "--skip", "matmul,torch",
+                          "--out", str(tmp_path / "res.json")]), tmp_path / "res.json"
+    assert rc == bench.EXIT_CHECK_FAILED
+    err = capsys.readouterr().err
+    assert "result check FAILED" in err and "fastnn-numba" in err
+    assert "No timings were taken" in err
+    assert not out.exists()
+
+
+def test_check_fails_when_numpy_baseline_is_wrong(tmp_path, monkeypatch, capsys):
+    real = bench.numpy_train
+
+    def forgets_bias_update(cfg, Ws, bs, X, targets, order, state=None):
+        saved = [b.copy() for b in bs]
+        state = real(cfg, Ws, bs, X, targets, order, state)
+        for b, s in zip(bs, saved):
+            b[...] = s
+        return state
+
+    monkeypatch.setattr(bench, "numpy_train", forgets_bias_update)
+    rc, out = _run(tmp_path, "--config", "c", "--skip", "matmul,torch")
+    assert rc == bench.EXIT_CHECK_FAILED
+    err = capsys.readouterr().err
+    assert "result check FAILED for config c" in err and "numpy:" in err
+    assert not out.exists()
+
+
+def test_check_config_raises_directly():
+    X, y, _, _ = bench.synthetic_data(n_train=64, n_test=1)
+    rec = bench.check_config(bench.CONFIGS["b"], X, y, "numpy", 5, 0, None)
+    assert rec["passed"] and rec["steps"] == 5
+
+
+def test_cuda_dispatch_missing_module(monkeypatch, capsys):
+    monkeypatch.delattr(fastnn, "bench_cuda", raising=False)
+    monkeypatch.setitem(sys.modules, "fastnn.bench_cuda", None)   # import raises ModuleNotFoundError
+    assert bench.main(["--backend", "cuda"]) == bench.EXIT_USAGE
+    assert "fastnn.bench_cuda" in capsys.readouterr().err
+
+
+def test_cuda_dispatch_passes_argv(monkeypatch):
+    seen = []
+    fake = types.ModuleType("fastnn.bench_cuda")
+    fake.main = lambda argv=None: seen.append(argv) or 0
+    monkeypatch.setitem(sys.modules, "fastnn.bench_cuda", fake)
+    monkeypatch.setattr(fastnn, "bench_cuda", fake, raising=False)
+    argv = ["--backend", "cuda", "--config", "c"]
+    assert bench.main(argv) == 0
+    assert seen == [argv]
+
+
+@pytest.mark.parametrize("argv", [["--config", "z"], ["--config", "none"], ["--repeats", "0"],
+                                  ["--skip", "bogus"], ["--threads", "999"],
+                                  ["--fraction", "2"], ["--time-to-accuracy", "--tta-arch", "784-x-10"],
+                                  ["--time-to-accuracy", "--tta-arch", "10-10"]])
+def test_bad_options_are_usage_errors(argv, tmp_path, capsys):
+    assert bench.main(["--quick", "--backend", "numpy", "--out", str(tmp_path / "r.json"), *argv]) \
+        == bench.EXIT_USAGE
+    assert "fastnn.bench:" in capsys.readouterr().err
+
+
+def test_numpy_baseline_same_order_as_fit():
+    # The baselines must visit samples in fit's order: fit's first epoch uses this permutation.
+    a = bench.shuffle_order(7, 100)
+    b = np.random.default_rng(7).permutation(100)
+    assert a.dtype == np.int64 and np.array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_quick_run_on_numba_backend(tmp_path):
+    reason = fastnn.available_backends()["numba"]
+    if reason is not None:
+        pytest.skip(f"numba backend unavailable: {reason}")
+    out = tmp_path / "res.json"
+    rc = bench.main(["--quick", "--backend", "numba", "--config", "c", "--skip", "torch,fastnn-numpy",
+                     "--threads", "1", "--out", str(out)])
+    assert rc == bench.EXIT_OK
+    res = json.loads(out.read_text())
+    assert res["settings"]["fastnn_column"] == "fastnn-numba"
+    for rec in res["configs"].values():
+        assert rec["check"]["passed"] and "fastnn-numba" in rec["check"]["max_abs_diff"]
+        assert rec["compile"]["in_process"]["first_fit_s"] > 0
+        assert set(rec["targets_met"]) == {"vs_numpy", "vs_torch"}
