@@ -151,13 +151,17 @@ class Linear(Layer):
         self.data = _ops(ops).linear_forward(x, self.W, self.b)
         return self.data
 
-    def backward(self, grad, ops=None):
-        """grad: (B, outsize) -> (B, insize). Overwrites ``dW`` and ``db``."""
+    def backward(self, grad, ops=None, need_input_grad=True):
+        """grad: (B, outsize) -> (B, insize). Overwrites ``dW`` and ``db``.
+
+        With ``need_input_grad=False`` (the first layer during training) the input
+        gradient is not computed and None is returned.
+        """
         ops = _ops(ops)
         self.dW[...] = ops.linear_backward_weight(self.inData, grad)
         if self.bias:
             self.db[...] = ops.linear_backward_bias(grad)
-        return ops.linear_backward_input(grad, self.W)
+        return ops.linear_backward_input(grad, self.W) if need_input_grad else None
 
     def config(self):
         return {"type": "Linear", "insize": self.insize, "outsize": self.outsize,

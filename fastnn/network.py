@@ -207,18 +207,23 @@ class Sequential:
 
     __call__ = forward
 
-    def backward(self, grad, backend=None, skip_last=False):
+    def backward(self, grad, backend=None, skip_last=False, need_input_grad=True):
         """Back-propagate ``grad`` = dJ/d(output), (B, outsize), through every layer.
 
         Overwrites each Linear's ``dW``/``db`` (and so ``net.grads``) and returns the
         input gradient (B, insize). With ``skip_last`` the last layer is an
-        activation whose backward is already folded into ``grad``.
+        activation whose backward is already folded into ``grad``. Training passes
+        ``need_input_grad=False``: a first Linear then skips its input gradient
+        (the largest matmul of a typical backward) and None is returned.
         """
         from fastnn.backends import get_ops
 
         ops = get_ops(backend)
         layers = self.layers[:-1] if skip_last else self.layers
-        for layer in reversed(layers):
+        for i in range(len(layers) - 1, -1, -1):
+            layer = layers[i]
+            if i == 0 and not need_input_grad and isinstance(layer, Linear):
+                return layer.backward(grad, ops, need_input_grad=False)
             grad = layer.backward(grad, ops)
         return grad
 

@@ -63,7 +63,7 @@ class Runner:
             if labels is not None:
                 correct += cost.count_correct(out, labels[idx])
             delta = cost.output_delta(ops, out, t, net.layers[-1])
-            net.backward(delta, ops, skip_last=self.fused_last)
+            net.backward(delta, ops, skip_last=self.fused_last, need_input_grad=False)
             opt.step(net, ops)
         return loss_sum, correct
 
