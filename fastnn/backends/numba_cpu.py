@@ -50,6 +50,11 @@ class NumbaOps(Ops):
     def make_runner(self, net, cost, optimizer, X, targets, batch_size):
         """A :class:`FusedRunner` when the fused kernels cover this training, else the generic Runner."""
         if FusedRunner.supports(net, cost, optimizer, X):
+            # --- BLAS minibatch path (big batches, wide layers): fastnn/backends/numba_gemm.py ---
+            from fastnn.backends import numba_gemm
+            if numba_gemm.wants_gemm(net, batch_size):
+                return numba_gemm.GemmRunner(self, net, cost, optimizer, X, targets, batch_size)
+            # --- end BLAS minibatch path ---
             return FusedRunner(self, net, cost, optimizer, X, targets, batch_size)
         return Runner(self, net, cost, optimizer, X, targets, batch_size)
 
@@ -149,10 +154,17 @@ class FusedRunner(Runner):
         self.eps = float(np.finfo(dt).eps)
         X = np.ascontiguousarray(X, dtype=dt)
         self.X = X
-        csr = fused.csr_of(X, self.sparse_density)
-        self.sparse = csr is not None
+        online = batch_size == 1 and optimizer.kind == "sgd"
+        # the per-sample loop finds each sample's non-zeros itself (no CSR to build)
+        csr = None if online else fused.csr_of(X, self.sparse_density)
+        #: whether the first layer reads only the non-zero inputs
+        self.sparse = online or csr is not None
         nin0 = int(self.spec[0, 0])
-        if self.sparse:
+        if online:
+            self.ptr, self.idx = np.zeros(1, np.int64), np.zeros(0, np.int32)
+            self.A0 = np.zeros((1, nin0), dt)
+            self.density = 1.0  # unused: batch 1 never threads nor takes sparse_sgd
+        elif self.sparse:
             self.ptr, self.idx = csr
             self.density = len(self.idx) / max(X.size, 1)
             self.A0 = np.zeros((1, nin0), dt)
@@ -173,7 +185,7 @@ class FusedRunner(Runner):
             self.labels = np.zeros(0, np.int64)
         self.opt_code = {"sgd": OPT_SGD, "momentum": OPT_MOMENTUM, "nesterov": OPT_NESTEROV,
                          "adam": OPT_ADAM}[optimizer.kind]
-        self.online = batch_size == 1 and self.opt_code == OPT_SGD
+        self.online = online  # == (batch_size == 1 and self.opt_code == OPT_SGD)
         self.hp = np.zeros(10, dt)
         self._empty = np.zeros(0, dt)
         # multiply-adds per batch (the first layer's scaled by its input density)
@@ -242,9 +254,8 @@ class FusedRunner(Runner):
 
     def _run_online(self, order, b0, b1, hp):
         return fused.train_online(
-            self.net.params, hp, self.X, self.ptr, self.idx, self.sparse, self.T, self.labels,
-            self.use_int, self.has_acc, order, b0, b1, self.spec, self.slopes, self.ws,
-            self.cost.code, self.fused_last, self.eps)
+            self.net.params, hp, self.X, self.T, self.labels, self.use_int, self.has_acc, order, b0, b1,
+            self.spec, self.slopes, self.ws, self.cost.code, self.fused_last, self.eps)
 
     def _run_minibatch(self, order, b0, b1, hp, parallel):
         opt, net = self.optimizer, self.net

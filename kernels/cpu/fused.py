@@ -227,34 +227,6 @@ def _forward(params, X, ptr, idx, sparse, rows, spec, slopes, ws, A0, B, paralle
 
 
 @jit
-def _forward_serial(params, X, ptr, idx, sparse, rows, spec, slopes, ws, B):
-    """:func:`_forward` on one thread, reading dense input rows in place (no gather).
-
-    Kept apart so that the per-sample loop does not compile the parallel kernels.
-    """
-    L = spec.shape[0]
-    for l in range(L):
-        nout = spec[l, NOUT]
-        W = _weights(params, spec, l)
-        b = _bias(params, spec, l)
-        hb = spec[l, BOFF] >= 0
-        Y = _rows2d(ws, spec[l, YOFF], B, nout)
-        if l == 0:
-            if sparse:
-                fwd_sparse_rows(Y, X, ptr, idx, rows, W, b, hb, 0, B)
-            else:
-                for n in range(B):
-                    r = rows[n]
-                    fwd_rows(Y[n:n + 1], X[r:r + 1], W, b, hb, 0, 1)
-        else:
-            fwd_rows(Y, _rows2d(ws, spec[l - 1, YOFF], B, spec[l - 1, NOUT]), W, b, hb, 0, B)
-        code = spec[l, ACT]
-        if code != NO_ACT:
-            for n in range(B):
-                act_forward_row(code, Y[n], slopes[l])
-
-
-@jit
 def _loss_and_delta(cost, T, labels, use_int, has_acc, rows, spec, ws, B, eps, fused_last):
     """Loss (summed over the batch), correct count, and the output delta in the last D."""
     L = spec.shape[0]
@@ -407,8 +379,94 @@ def _online_update(W, a, d, lr, wd):
                 w[j] -= lr * (ai * d[j])
 
 
+#: Row width of the first layer's private weight copy in :func:`train_online` is a
+#: multiple of this: LLVM vectorises a row loop 32 floats per iteration (8 lanes x 4)
+#: and runs the rest one by one, so a 50-wide row would spend 18 of its 50 entries in
+#: scalar code; zero-padded to 64 it runs two vector iterations and no scalar tail.
+ONLINE_PAD = 32
+
+
 @jit
-def train_online(params, hp, X, ptr, idx, sparse, T, labels, use_int, has_acc,
+def _scan_nonzeros(nzi, nzv, x):
+    """Indices and values of the non-zeros of ``x`` (F,) into ``nzi``, ``nzv`` (F,) in
+    index order; returns their count. Branch-free: MNIST's non-zeros sit at
+    unpredictable places, and reading the row here also brings it into the cache."""
+    m = 0
+    for i in range(x.shape[0]):
+        v = x[i]
+        nzi[m] = i
+        nzv[m] = v
+        m += v != 0
+    return m
+
+
+@jit
+def _fwd_nonzeros(h, W, nzi, nzv, m):
+    """``h = sum_k nzv[k] * W[nzi[k]]`` over the ``m`` non-zeros; W (F, npad), h (npad,).
+
+    Four weight rows per pass over ``h`` (one load and store of h per four rows), each
+    entry still summed in index order ``(((h + a1 w1) + a2 w2) + a3 w3) + a4 w4``, so the
+    result is exactly :func:`fwd_rows`' (zero inputs only ever add zeros there).
+    """
+    n = h.shape[0]
+    for j in range(n):
+        h[j] = 0
+    k = 0
+    while k + 4 <= m:
+        a1, a2, a3, a4 = nzv[k], nzv[k + 1], nzv[k + 2], nzv[k + 3]
+        w1, w2, w3, w4 = W[nzi[k]], W[nzi[k + 1]], W[nzi[k + 2]], W[nzi[k + 3]]
+        for j in range(n):
+            h[j] = (((h[j] + a1 * w1[j]) + a2 * w2[j]) + a3 * w3[j]) + a4 * w4[j]
+        k += 4
+    while k < m:
+        a = nzv[k]
+        w = W[nzi[k]]
+        for j in range(n):
+            h[j] += a * w[j]
+        k += 1
+
+
+@jit
+def _fwd_dense(y, a, W, b, has_bias):
+    """``y = a @ W + b`` for one sample; a (nin,), W (nin, nout), y (nout,).
+
+    Four weight rows per pass over ``y`` as in :func:`_fwd_nonzeros` (short rows such
+    as 50x10 otherwise pay a loop start-up per 10 multiply-adds), summed in index order.
+    """
+    nin, n = W.shape
+    for j in range(n):
+        y[j] = 0
+    i = 0
+    while i + 4 <= nin:
+        a1, a2, a3, a4 = a[i], a[i + 1], a[i + 2], a[i + 3]
+        w1, w2, w3, w4 = W[i], W[i + 1], W[i + 2], W[i + 3]
+        for j in range(n):
+            y[j] = (((y[j] + a1 * w1[j]) + a2 * w2[j]) + a3 * w3[j]) + a4 * w4[j]
+        i += 4
+    while i < nin:
+        ai = a[i]
+        w = W[i]
+        for j in range(n):
+            y[j] += ai * w[j]
+        i += 1
+    if has_bias:
+        for j in range(n):
+            y[j] += b[j]
+
+
+@jit
+def _sgd_nonzeros(W, nzi, nzv, m, d, lr):
+    """``W[i] -= lr * (x_i * d)`` for the ``m`` non-zero inputs only; W (F, npad), d (npad,)."""
+    n = d.shape[0]
+    for k in range(m):
+        a = nzv[k]
+        w = W[nzi[k]]
+        for j in range(n):
+            w[j] -= lr * (a * d[j])
+
+
+@jit
+def train_online(params, hp, X, T, labels, use_int, has_acc,
                  order, b0, b1, spec, slopes, ws, cost, fused_last, eps):
     """Plain SGD with batch size 1 on samples ``order[b0:b1]``, weights updated in place.
 
@@ -418,17 +476,55 @@ def train_online(params, hp, X, ptr, idx, sparse, T, labels, use_int, has_acc,
     taken from the old weights and then the layer is updated at once, so no
     gradient buffer is written. Weight decay ``hp[1]`` applies to every weight
     (``n_decay`` = all weights, as in ``Sequential``), not to biases.
+
+    The first layer works on the non-zero inputs of each sample only (found by a scan
+    of its row, so no CSR is built per fit) and on a private copy of its weights whose
+    rows are zero-padded to a multiple of :data:`ONLINE_PAD` (copied in at the start,
+    back at the end). The padding lanes stay zero: their deltas are zero.
     Returns (loss_sum, correct).
     """
     L = spec.shape[0]
+    dt = hp.dtype.type
     lr, wd = hp[0], hp[1]
-    zero = hp.dtype.type(0)
+    zero = dt(0)
     loss = 0.0
     correct = 0
+    nin0, nout0 = spec[0, NIN], spec[0, NOUT]
+    npad = (nout0 + ONLINE_PAD - 1) // ONLINE_PAD * ONLINE_PAD
+    W0 = _weights(params, spec, 0)
+    W0p = np.zeros((nin0, npad), hp.dtype)
+    for i in range(nin0):
+        for j in range(nout0):
+            W0p[i, j] = W0[i, j]
+    h0 = np.zeros(npad, hp.dtype)
+    d0 = np.zeros(npad, hp.dtype)
+    nzi = np.empty(nin0, np.int64)
+    nzv = np.empty(nin0, hp.dtype)
+    b0v = _bias(params, spec, 0)
+    hb0 = spec[0, BOFF] >= 0
+    y0 = ws[spec[0, YOFF]:spec[0, YOFF] + nout0]
+    dl0 = ws[spec[0, DOFF]:spec[0, DOFF] + nout0]
     for bi in range(b0, b1):
         rows = order[bi:bi + 1]
         r = rows[0]
-        _forward_serial(params, X, ptr, idx, sparse, rows, spec, slopes, ws, 1)
+        xr = X[r]
+        # ---- forward
+        m = _scan_nonzeros(nzi, nzv, xr)
+        _fwd_nonzeros(h0, W0p, nzi, nzv, m)
+        for j in range(nout0):
+            y0[j] = h0[j]
+        if hb0:
+            for j in range(nout0):
+                y0[j] += b0v[j]
+        if spec[0, ACT] != NO_ACT:
+            act_forward_row(spec[0, ACT], y0, slopes[0])
+        for l in range(1, L):
+            nout = spec[l, NOUT]
+            y = ws[spec[l, YOFF]:spec[l, YOFF] + nout]
+            _fwd_dense(y, ws[spec[l - 1, YOFF]:spec[l - 1, YOFF] + spec[l - 1, NOUT]], _weights(params, spec, l),
+                       _bias(params, spec, l), spec[l, BOFF] >= 0)
+            if spec[l, ACT] != NO_ACT:
+                act_forward_row(spec[l, ACT], y, slopes[l])
         ls, c = _loss_and_delta(cost, T, labels, use_int, has_acc, rows, spec, ws, 1, eps, fused_last)
         loss += ls
         correct += c
@@ -436,38 +532,47 @@ def train_online(params, hp, X, ptr, idx, sparse, T, labels, use_int, has_acc,
         if code != NO_ACT and not fused_last:
             act_backward_row(code, ws[spec[L - 1, YOFF]:spec[L - 1, YOFF] + spec[L - 1, NOUT]],
                              ws[spec[L - 1, DOFF]:spec[L - 1, DOFF] + spec[L - 1, NOUT]], slopes[L - 1])
-        for l in range(L - 1, -1, -1):
+        # ---- backward and in-place update, last layer first
+        for l in range(L - 1, 0, -1):
             nin, nout = spec[l, NIN], spec[l, NOUT]
             W = _weights(params, spec, l)
             d = ws[spec[l, DOFF]:spec[l, DOFF] + nout]
-            if l > 0:
-                a = ws[spec[l - 1, YOFF]:spec[l - 1, YOFF] + nin]
-                dx = ws[spec[l - 1, DOFF]:spec[l - 1, DOFF] + nin]
-                for i in range(nin):
-                    # in the array's dtype: a float64 chain in a float32 net costs
-                    # conversions and is no closer to the reference's BLAS product
-                    acc = zero
-                    w = W[i]
+            a = ws[spec[l - 1, YOFF]:spec[l - 1, YOFF] + nin]
+            dx = ws[spec[l - 1, DOFF]:spec[l - 1, DOFF] + nin]
+            # one pass per weight row: its share of the input gradient (in the array's
+            # dtype, from the old row), then the row's update
+            for i in range(nin):
+                acc = zero
+                w = W[i]
+                for j in range(nout):
+                    acc += d[j] * w[j]
+                dx[i] = acc
+                ai = a[i]
+                if wd != 0:
                     for j in range(nout):
-                        acc += d[j] * w[j]
-                    dx[i] = acc
-                code = spec[l - 1, ACT]
-                if code != NO_ACT:
-                    act_backward_row(code, a, dx, slopes[l - 1])
-                _online_update(W, a, d, lr, wd)
-            elif sparse and wd == 0:
-                xr = X[r]
-                for k in range(ptr[r], ptr[r + 1]):
-                    ai = xr[idx[k]]
-                    w = W[idx[k]]
+                        w[j] -= lr * (ai * d[j] + wd * w[j])
+                elif ai != 0:
                     for j in range(nout):
                         w[j] -= lr * (ai * d[j])
-            else:
-                _online_update(W, X[r], d, lr, wd)
+            c1 = spec[l - 1, ACT]
+            if c1 != NO_ACT:
+                act_backward_row(c1, a, dx, slopes[l - 1])
             if spec[l, BOFF] >= 0:
                 b = _bias(params, spec, l)
                 for j in range(nout):
                     b[j] -= lr * d[j]
+        for j in range(nout0):
+            d0[j] = dl0[j]
+        if wd == 0:
+            _sgd_nonzeros(W0p, nzi, nzv, m, d0, lr)
+        else:
+            _online_update(W0p, xr, d0, lr, wd)
+        if hb0:
+            for j in range(nout0):
+                b0v[j] -= lr * d0[j]
+    for i in range(nin0):
+        for j in range(nout0):
+            W0[i, j] = W0p[i, j]
     return loss, correct
 
 
