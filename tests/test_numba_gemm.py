@@ -71,10 +71,12 @@ def test_dispatch(mnist):
     narrow = fn.Sequential(fn.Linear(784, 8), fn.ReLU(), fn.Linear(8, 10), seed=0, dtype=np.float64)
     cost = fn.CrossEntropy()
     assert isinstance(_runner(wide, cost, fn.SGD(0.1, momentum=0.9), X, y, 128), numba_gemm.GemmRunner)
-    # small batches and narrow layers stay on the sparse fused kernels
-    r = _runner(wide, cost, fn.SGD(0.1), X, y, 10)
-    assert isinstance(r, FusedRunner) and not isinstance(r, numba_gemm.GemmRunner)
-    assert not isinstance(_runner(narrow, cost, fn.SGD(0.1), X, y, 128), numba_gemm.GemmRunner)
+    assert isinstance(_runner(narrow, cost, fn.SGD(0.1), X, y, 10), numba_gemm.GemmRunner)
+    # batches below MIN_BATCH stay on the sparse fused kernels, batch 1 on the per-sample path
+    r = _runner(wide, cost, fn.SGD(0.1), X, y, numba_gemm.MIN_BATCH - 1)
+    assert isinstance(r, FusedRunner) and not isinstance(r, numba_gemm.GemmRunner) and not r.online
+    r = _runner(narrow, cost, fn.SGD(0.1), X, y, 1)
+    assert isinstance(r, FusedRunner) and r.online
 
 
 def test_falls_back_without_blas(mnist, monkeypatch):

@@ -17,6 +17,16 @@ from fastnn.backends.numba_cpu import FusedRunner
 
 from conftest import TRAIN_RTOL64
 
+
+@pytest.fixture(autouse=True)
+def _fused_kernels_only(monkeypatch):
+    """This file tests the sparse fused kernels (kernels/cpu/fused.py), which the backend
+    uses for batches below numba_gemm.MIN_BATCH or without SciPy; keep every batch size on
+    them here. tests/test_numba_gemm.py covers the BLAS minibatch path."""
+    from fastnn.backends import numba_gemm
+
+    monkeypatch.setattr(numba_gemm, "MIN_BATCH", 1 << 30)
+
 OPTIMIZERS = {
     "sgd": lambda: fn.SGD(0.2),
     "sgd-wd": lambda: fn.SGD(0.2, weight_decay=1e-3),
