@@ -27,6 +27,31 @@ from fastnn.kernels.cpu._common import NO_ACT, OPT_ADAM, OPT_MOMENTUM, OPT_NESTE
 from fastnn.network import is_plain_mlp
 
 
+#: Optimizer kind (``optimizer.kind``) -> the fused kernels' optimizer code.
+OPT_CODES = {"sgd": OPT_SGD, "momentum": OPT_MOMENTUM, "nesterov": OPT_NESTEROV, "adam": OPT_ADAM}
+
+
+def kernel_targets(targets, n_out, dt):
+    """Targets in the form the fused kernels take.
+
+    Returns ``(use_int, T, has_acc, labels)``: ``use_int`` when ``targets.T`` holds
+    integer labels (CE), ``T`` float (N, K) (a (1, K) dummy with labels), ``labels``
+    int64 (N,) for argmax accuracy (empty for BCE, which counts from ``T``, and for
+    regression).
+    """
+    T = targets.T
+    use_int = T.ndim == 1
+    Tk = np.zeros((1, n_out), dt) if use_int else np.ascontiguousarray(T, dtype=dt)
+    has_acc = targets.labels is not None
+    if use_int:
+        labels = np.ascontiguousarray(T, dtype=np.int64)
+    elif has_acc and targets.labels.ndim == 1:
+        labels = np.ascontiguousarray(targets.labels, dtype=np.int64)
+    else:
+        labels = np.zeros(0, np.int64)
+    return use_int, Tk, has_acc, labels
+
+
 class NumbaOps(Ops):
     """Numba ``@njit`` CPU backend."""
 
@@ -172,19 +197,8 @@ class FusedRunner(Runner):
             self.ptr, self.idx = np.zeros(1, np.int64), np.zeros(0, np.int32)
             self.A0 = np.zeros((batch_size, nin0), dt)
             self.density = 1.0  # > sparse_density: only an estimate is needed below
-        K = net.outsize
-        T = targets.T
-        self.use_int = T.ndim == 1
-        self.T = np.zeros((1, K), dt) if self.use_int else np.ascontiguousarray(T, dtype=dt)
-        self.has_acc = targets.labels is not None
-        if self.use_int:
-            self.labels = np.ascontiguousarray(T, dtype=np.int64)
-        elif self.has_acc and targets.labels.ndim == 1:
-            self.labels = np.ascontiguousarray(targets.labels, dtype=np.int64)
-        else:  # BCE counts from the float targets; regression has no labels
-            self.labels = np.zeros(0, np.int64)
-        self.opt_code = {"sgd": OPT_SGD, "momentum": OPT_MOMENTUM, "nesterov": OPT_NESTEROV,
-                         "adam": OPT_ADAM}[optimizer.kind]
+        self.use_int, self.T, self.has_acc, self.labels = kernel_targets(targets, net.outsize, dt)
+        self.opt_code = OPT_CODES[optimizer.kind]
         self.online = online  # == (batch_size == 1 and self.opt_code == OPT_SGD)
         self.hp = np.zeros(10, dt)
         self._empty = np.zeros(0, dt)

@@ -18,7 +18,8 @@ import numpy as np
 from fastnn import config
 from fastnn.backends.base import Runner
 from fastnn.kernels.cpu import fused_gemm
-from fastnn.kernels.cpu._common import OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_SGD, fill_hp
+from fastnn.backends.numba_cpu import OPT_CODES, kernel_targets
+from fastnn.kernels.cpu._common import fill_hp
 
 #: Smallest batch size that goes through BLAS. Measured here (one thread, MNIST 784-50-10
 #: sigmoid SGD): BLAS 0.57 s vs the sparse fused loop 0.68 s per epoch at batch 4, 0.38 vs
@@ -58,19 +59,8 @@ class GemmRunner(Runner):
         self.X = np.ascontiguousarray(X, dtype=dt)
         self.xbuf = np.zeros(batch_size * self.X.shape[1], dt)
         self.eps = float(np.finfo(dt).eps)
-        T = targets.T
-        self.use_int = T.ndim == 1
-        K = net.outsize
-        self.T = np.zeros((1, K), dt) if self.use_int else np.ascontiguousarray(T, dtype=dt)
-        self.has_acc = targets.labels is not None
-        if self.use_int:
-            self.labels = np.ascontiguousarray(T, dtype=np.int64)
-        elif self.has_acc and targets.labels.ndim == 1:
-            self.labels = np.ascontiguousarray(targets.labels, dtype=np.int64)
-        else:  # BCE counts from the float targets; regression has no labels
-            self.labels = np.zeros(0, np.int64)
-        self.opt_code = {"sgd": OPT_SGD, "momentum": OPT_MOMENTUM, "nesterov": OPT_NESTEROV,
-                         "adam": OPT_ADAM}[optimizer.kind]
+        self.use_int, self.T, self.has_acc, self.labels = kernel_targets(targets, net.outsize, dt)
+        self.opt_code = OPT_CODES[optimizer.kind]
         self.hp = np.zeros(10, dt)
         self._empty = np.zeros(0, dt)
         #: whether threaded BLAS won the last timing probe
