@@ -10,6 +10,7 @@ called in-process (the tests do).
 """
 
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -479,7 +480,9 @@ def cmd_demo(args):
 
 def cmd_bench(args):
     try:
-        from fastnn import bench
+        # import_module looks in sys.modules first; `from fastnn import bench` would take the
+        # package attribute once anything imported the module.
+        bench = importlib.import_module("fastnn.bench")
     except ImportError as exc:
         _say(f"fastnn bench: the benchmark module is not available in this installation ({exc})",
              file=sys.stderr)
