@@ -62,15 +62,17 @@ def pjit(fn):
 def act_forward_row(code, y, slope):
     """Apply activation ``code`` to the row ``y`` (1-D) in place."""
     n = y.shape[0]
+    # constants in the row's dtype: an int literal or a float64 scalar would promote
+    # float32 arithmetic to float64 (slower, and unlike NumPy's float32 reference)
+    one = y.dtype.type(1)
     if code == SIGMOID:
         for j in range(n):
             x = y[j]
-            # exp(-|x|) never overflows (see reference.sigmoid_forward)
+            # exp(-|x|) never overflows (see reference.sigmoid_forward); the reference's
+            # 1/(1+e) for x >= 0 and e/(1+e) otherwise, as one division of a selected
+            # numerator (the same roundings, and no branch on the unpredictable sign)
             e = np.exp(-abs(x))
-            if x >= 0:
-                y[j] = 1 / (1 + e)
-            else:
-                y[j] = e / (1 + e)
+            y[j] = (one if x >= 0 else e) / (one + e)
     elif code == TANH:
         for j in range(n):
             y[j] = np.tanh(y[j])
@@ -79,14 +81,15 @@ def act_forward_row(code, y, slope):
             if not y[j] > 0:
                 y[j] = 0
     elif code == LEAKY_RELU:
+        s = y.dtype.type(slope)
         for j in range(n):
             if not y[j] > 0:
-                y[j] = slope * y[j]
+                y[j] = s * y[j]
     elif code == SOFTMAX:
         softmax_row(y)
     elif code == SIGN:
         for j in range(n):
-            y[j] = 1 if y[j] > 0 else -1
+            y[j] = one if y[j] > 0 else -one
     # IDENTITY / NO_ACT: nothing to do
 
 
@@ -113,20 +116,22 @@ def softmax_row(y):
 def act_backward_row(code, y, d, slope):
     """Turn ``d`` = dJ/d(output) into dJ/d(input) in place, from the output ``y``."""
     n = y.shape[0]
+    one = y.dtype.type(1)  # see act_forward_row
     if code == SIGMOID:
         for j in range(n):
-            d[j] = d[j] * y[j] * (1 - y[j])
+            d[j] = d[j] * y[j] * (one - y[j])
     elif code == TANH:
         for j in range(n):
-            d[j] = d[j] * (1 - y[j] * y[j])
+            d[j] = d[j] * (one - y[j] * y[j])
     elif code == RELU:
         for j in range(n):
             if not y[j] > 0:
                 d[j] = 0
     elif code == LEAKY_RELU:
+        s = y.dtype.type(slope)
         for j in range(n):
             if not y[j] > 0:
-                d[j] = slope * d[j]
+                d[j] = s * d[j]
     elif code == SOFTMAX:
         s = 0.0
         for j in range(n):

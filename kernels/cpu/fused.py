@@ -32,8 +32,8 @@ import numpy as np
 from numba import prange
 
 from fastnn.kernels.cpu._common import (
-    BCE, NO_ACT, OPT_ADAM, act_backward_row, act_forward_row, correct_row, cost_grad_row, cost_row, jit,
-    pjit, update_flat, update_range)
+    BCE, MSE, NO_ACT, OPT_ADAM, SIGMOID, act_backward_row, act_forward_row, correct_row, cost_grad_row,
+    cost_row, jit, pjit, update_flat, update_range)
 from fastnn.kernels.cpu.ops import (
     bwd_bias, bwd_input_par, bwd_input_rows, bwd_weight_par, bwd_weight_rows, fwd_par, fwd_rows)
 
@@ -427,31 +427,95 @@ def _fwd_nonzeros(h, W, nzi, nzv, m):
 
 
 @jit
-def _fwd_dense(y, a, W, b, has_bias):
-    """``y = a @ W + b`` for one sample; a (nin,), W (nin, nout), y (nout,).
+def _fwd_t(y, a, WT, b, has_bias, nin):
+    """``y = a[:nin] @ WT[:, :nin].T + b`` for one sample; WT (nout, npad) holds W transposed.
 
-    Four weight rows per pass over ``y`` as in :func:`_fwd_nonzeros` (short rows such
-    as 50x10 otherwise pay a loop start-up per 10 multiply-adds), summed in index order.
+    Each output is a dot product summed in index order from zero, exactly as
+    :func:`fwd_rows`; four outputs at a time so that four independent sums are in
+    flight (strict IEEE arithmetic keeps each sum sequential).
     """
-    nin, n = W.shape
-    for j in range(n):
-        y[j] = 0
-    i = 0
-    while i + 4 <= nin:
-        a1, a2, a3, a4 = a[i], a[i + 1], a[i + 2], a[i + 3]
-        w1, w2, w3, w4 = W[i], W[i + 1], W[i + 2], W[i + 3]
-        for j in range(n):
-            y[j] = (((y[j] + a1 * w1[j]) + a2 * w2[j]) + a3 * w3[j]) + a4 * w4[j]
-        i += 4
-    while i < nin:
-        ai = a[i]
-        w = W[i]
-        for j in range(n):
-            y[j] += ai * w[j]
-        i += 1
+    nout = WT.shape[0]
+    zero = y.dtype.type(0)
+    j = 0
+    while j + 4 <= nout:
+        w1, w2, w3, w4 = WT[j], WT[j + 1], WT[j + 2], WT[j + 3]
+        s1, s2, s3, s4 = zero, zero, zero, zero
+        for i in range(nin):
+            ai = a[i]
+            s1 += ai * w1[i]
+            s2 += ai * w2[i]
+            s3 += ai * w3[i]
+            s4 += ai * w4[i]
+        y[j], y[j + 1], y[j + 2], y[j + 3] = s1, s2, s3, s4
+        j += 4
+    while j < nout:
+        w = WT[j]
+        s1 = zero
+        for i in range(nin):
+            s1 += a[i] * w[i]
+        y[j] = s1
+        j += 1
     if has_bias:
-        for j in range(n):
+        for j in range(nout):
             y[j] += b[j]
+
+
+@jit
+def _bwd_t(dx, WT, a, d, lr, wd):
+    """Input gradient ``dx = WT.T @ d`` (from the old weights) and the SGD step
+    ``WT[j] -= lr * (a d_j + wd WT[j])`` of one later layer, one pass per row of WT.
+
+    WT (nout, npad), a and dx (npad,): padded rows make every loop a whole number of
+    vector iterations. Each ``dx[i]`` sums ``d_j WT[j, i]`` over j in index order
+    from zero, as the per-row dot product it replaces, and each column of W is read
+    for ``dx`` before it is updated.
+    """
+    nout, n = WT.shape
+    for i in range(n):
+        dx[i] = 0
+    for j in range(nout):
+        dj = d[j]
+        w = WT[j]
+        for i in range(n):
+            dx[i] += dj * w[i]
+        if wd != 0:
+            for i in range(n):
+                w[i] -= lr * (a[i] * dj + wd * w[i])
+        else:
+            for i in range(n):
+                w[i] -= lr * (a[i] * dj)
+
+
+@jit
+def _mse_delta(p, t, d, label, has_acc, sigmoid):
+    """MSE loss (float64), correct count and delta of one sample, in one pass.
+
+    The same arithmetic as ``cost_row``/``correct_row``/``cost_grad_row`` (batch of
+    one) followed, with ``sigmoid``, by ``act_backward_row``'s sigmoid backward.
+    """
+    k = p.shape[0]
+    one = p.dtype.type(1)
+    acc = 0.0
+    best = 0
+    for j in range(k):
+        pj = p[j]
+        dlt = pj - t[j]
+        acc += dlt * dlt
+        if sigmoid:
+            d[j] = dlt * pj * (one - pj)
+        else:
+            d[j] = dlt
+        if pj > p[best]:
+            best = j
+    c = 0
+    if has_acc and best == label:
+        c = 1
+    return acc / 2, c
+
+
+@jit
+def _pad(n):
+    return (n + ONLINE_PAD - 1) // ONLINE_PAD * ONLINE_PAD
 
 
 @jit
@@ -479,90 +543,98 @@ def train_online(params, hp, X, T, labels, use_int, has_acc,
 
     The first layer works on the non-zero inputs of each sample only (found by a scan
     of its row, so no CSR is built per fit) and on a private copy of its weights whose
-    rows are zero-padded to a multiple of :data:`ONLINE_PAD` (copied in at the start,
-    back at the end). The padding lanes stay zero: their deltas are zero.
+    rows are zero-padded to a multiple of :data:`ONLINE_PAD`. Later layers work on
+    private transposed copies (nout, padded nin), so that their input gradient and
+    update are whole-vector axpys (:func:`_bwd_t`). Layer outputs and deltas live in
+    private padded rows whose padding lanes stay zero. The copies are made at the
+    start and written back at the end. MSE gets a one-pass loss and delta
+    (:func:`_mse_delta`); other costs use the generic row helpers.
     Returns (loss_sum, correct).
     """
     L = spec.shape[0]
-    dt = hp.dtype.type
+    dtype = hp.dtype
     lr, wd = hp[0], hp[1]
-    zero = dt(0)
     loss = 0.0
     correct = 0
     nin0, nout0 = spec[0, NIN], spec[0, NOUT]
-    npad = (nout0 + ONLINE_PAD - 1) // ONLINE_PAD * ONLINE_PAD
     W0 = _weights(params, spec, 0)
-    W0p = np.zeros((nin0, npad), hp.dtype)
+    W0p = np.zeros((nin0, _pad(nout0)), dtype)
     for i in range(nin0):
         for j in range(nout0):
             W0p[i, j] = W0[i, j]
-    h0 = np.zeros(npad, hp.dtype)
-    d0 = np.zeros(npad, hp.dtype)
+    Ms = [W0p]  # layer 0: W padded; later layers: W transposed, padded
+    Ys = [np.zeros(_pad(nout0), dtype)]
+    Ds = [np.zeros(_pad(nout0), dtype)]
+    for l in range(1, L):
+        nin, nout = spec[l, NIN], spec[l, NOUT]
+        W = _weights(params, spec, l)
+        WT = np.zeros((nout, _pad(nin)), dtype)
+        for i in range(nin):
+            for j in range(nout):
+                WT[j, i] = W[i, j]
+        Ms.append(WT)
+        Ys.append(np.zeros(_pad(nout), dtype))
+        Ds.append(np.zeros(_pad(nout), dtype))
     nzi = np.empty(nin0, np.int64)
-    nzv = np.empty(nin0, hp.dtype)
+    nzv = np.empty(nin0, dtype)
     b0v = _bias(params, spec, 0)
     hb0 = spec[0, BOFF] >= 0
-    y0 = ws[spec[0, YOFF]:spec[0, YOFF] + nout0]
-    dl0 = ws[spec[0, DOFF]:spec[0, DOFF] + nout0]
+    K = spec[L - 1, NOUT]
+    last = spec[L - 1, ACT]
+    mse = cost == MSE
+    # the MSE pass also does a sigmoid backward; any other activation's stays generic
+    mse_sig = mse and last == SIGMOID and not fused_last
+    act_left = last != NO_ACT and not fused_last and not mse_sig
     for bi in range(b0, b1):
-        rows = order[bi:bi + 1]
-        r = rows[0]
+        r = order[bi]
         xr = X[r]
         # ---- forward
         m = _scan_nonzeros(nzi, nzv, xr)
-        _fwd_nonzeros(h0, W0p, nzi, nzv, m)
-        for j in range(nout0):
-            y0[j] = h0[j]
+        h = Ys[0]
+        _fwd_nonzeros(h, W0p, nzi, nzv, m)
         if hb0:
             for j in range(nout0):
-                y0[j] += b0v[j]
+                h[j] += b0v[j]
         if spec[0, ACT] != NO_ACT:
-            act_forward_row(spec[0, ACT], y0, slopes[0])
+            act_forward_row(spec[0, ACT], h[:nout0], slopes[0])
         for l in range(1, L):
             nout = spec[l, NOUT]
-            y = ws[spec[l, YOFF]:spec[l, YOFF] + nout]
-            _fwd_dense(y, ws[spec[l - 1, YOFF]:spec[l - 1, YOFF] + spec[l - 1, NOUT]], _weights(params, spec, l),
-                       _bias(params, spec, l), spec[l, BOFF] >= 0)
+            y = Ys[l]
+            _fwd_t(y, Ys[l - 1], Ms[l], _bias(params, spec, l), spec[l, BOFF] >= 0, spec[l, NIN])
             if spec[l, ACT] != NO_ACT:
-                act_forward_row(spec[l, ACT], y, slopes[l])
-        ls, c = _loss_and_delta(cost, T, labels, use_int, has_acc, rows, spec, ws, 1, eps, fused_last)
+                act_forward_row(spec[l, ACT], y[:nout], slopes[l])
+        # ---- loss, correct count and output delta
+        P = Ys[L - 1][:K]
+        D = Ds[L - 1][:K]
+        if mse:
+            ls, c = _mse_delta(P, T[r], D, labels[r] if has_acc else -1, has_acc, mse_sig)
+        else:
+            lab = labels[r] if use_int else -1
+            trow = T[0] if use_int else T[r]
+            ls = cost_row(cost, P, trow, lab, eps)
+            c = 0
+            if has_acc:
+                c = correct_row(cost, P, trow, labels[r] if cost != BCE else -1)
+            cost_grad_row(cost, D, P, trow, lab, 1, eps, fused_last)
         loss += ls
         correct += c
-        code = spec[L - 1, ACT]
-        if code != NO_ACT and not fused_last:
-            act_backward_row(code, ws[spec[L - 1, YOFF]:spec[L - 1, YOFF] + spec[L - 1, NOUT]],
-                             ws[spec[L - 1, DOFF]:spec[L - 1, DOFF] + spec[L - 1, NOUT]], slopes[L - 1])
+        if act_left:
+            act_backward_row(last, P, D, slopes[L - 1])
         # ---- backward and in-place update, last layer first
         for l in range(L - 1, 0, -1):
             nin, nout = spec[l, NIN], spec[l, NOUT]
-            W = _weights(params, spec, l)
-            d = ws[spec[l, DOFF]:spec[l, DOFF] + nout]
-            a = ws[spec[l - 1, YOFF]:spec[l - 1, YOFF] + nin]
-            dx = ws[spec[l - 1, DOFF]:spec[l - 1, DOFF] + nin]
-            # one pass per weight row: its share of the input gradient (in the array's
-            # dtype, from the old row), then the row's update
-            for i in range(nin):
-                acc = zero
-                w = W[i]
-                for j in range(nout):
-                    acc += d[j] * w[j]
-                dx[i] = acc
-                ai = a[i]
-                if wd != 0:
-                    for j in range(nout):
-                        w[j] -= lr * (ai * d[j] + wd * w[j])
-                elif ai != 0:
-                    for j in range(nout):
-                        w[j] -= lr * (ai * d[j])
+            d = Ds[l]
+            a = Ys[l - 1]
+            dx = Ds[l - 1]
+            _bwd_t(dx, Ms[l], a, d, lr, wd)
             c1 = spec[l - 1, ACT]
             if c1 != NO_ACT:
-                act_backward_row(c1, a, dx, slopes[l - 1])
+                act_backward_row(c1, a[:nin], dx[:nin], slopes[l - 1])
             if spec[l, BOFF] >= 0:
                 b = _bias(params, spec, l)
                 for j in range(nout):
                     b[j] -= lr * d[j]
-        for j in range(nout0):
-            d0[j] = dl0[j]
+        d0 = Ds[0]
         if wd == 0:
             _sgd_nonzeros(W0p, nzi, nzv, m, d0, lr)
         else:
@@ -573,6 +645,12 @@ def train_online(params, hp, X, T, labels, use_int, has_acc,
     for i in range(nin0):
         for j in range(nout0):
             W0[i, j] = W0p[i, j]
+    for l in range(1, L):
+        W = _weights(params, spec, l)
+        WT = Ms[l]
+        for i in range(spec[l, NIN]):
+            for j in range(spec[l, NOUT]):
+                W[i, j] = WT[j, i]
     return loss, correct
 
 
