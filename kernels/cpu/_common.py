@@ -222,6 +222,26 @@ def correct_row(code, p, t_row, label):
     return 1 if best == label else 0
 
 
+@jit
+def loss_and_delta_rows(cost, P, D, T, labels, use_int, has_acc, rows, B, eps, fused_last):
+    """Batch loss (summed over samples), correct count, and dJ/dP written into ``D``.
+
+    P, D: (B, K) views of the last layer's outputs and deltas; ``rows[n]`` is the
+    training-set index of batch row n (targets are read through it).
+    """
+    loss = 0.0
+    correct = 0
+    for n in range(B):
+        r = rows[n]
+        lab = labels[r] if use_int else -1
+        trow = T[0] if use_int else T[r]
+        loss += cost_row(cost, P[n], trow, lab, eps)
+        if has_acc:
+            correct += correct_row(cost, P[n], trow, labels[r] if cost != BCE else -1)
+        cost_grad_row(cost, D[n], P[n], trow, lab, B, eps, fused_last)
+    return loss, correct
+
+
 # --------------------------------------------------------------------- optimizers
 
 

@@ -33,7 +33,7 @@ from numba import prange
 
 from fastnn.kernels.cpu._common import (
     BCE, MSE, NO_ACT, OPT_ADAM, SIGMOID, act_backward_row, act_forward_row, correct_row, cost_grad_row,
-    cost_row, jit, pjit, update_flat, update_range)
+    cost_row, jit, loss_and_delta_rows, pjit, update_flat, update_range)
 from fastnn.kernels.cpu.ops import (
     bwd_bias, bwd_input_par, bwd_input_rows, bwd_weight_par, bwd_weight_rows, fwd_par, fwd_rows)
 
@@ -233,17 +233,7 @@ def _loss_and_delta(cost, T, labels, use_int, has_acc, rows, spec, ws, B, eps, f
     K = spec[L - 1, NOUT]
     P = _rows2d(ws, spec[L - 1, YOFF], B, K)
     D = _rows2d(ws, spec[L - 1, DOFF], B, K)
-    loss = 0.0
-    correct = 0
-    for n in range(B):
-        r = rows[n]
-        lab = labels[r] if use_int else -1
-        trow = T[0] if use_int else T[r]
-        loss += cost_row(cost, P[n], trow, lab, eps)
-        if has_acc:
-            correct += correct_row(cost, P[n], trow, labels[r] if cost != BCE else -1)
-        cost_grad_row(cost, D[n], P[n], trow, lab, B, eps, fused_last)
-    return loss, correct
+    return loss_and_delta_rows(cost, P, D, T, labels, use_int, has_acc, rows, B, eps, fused_last)
 
 
 @jit

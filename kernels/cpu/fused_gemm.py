@@ -26,8 +26,7 @@ import math
 import numpy as np
 
 from fastnn.kernels.cpu._common import (
-    BCE, NO_ACT, OPT_ADAM, act_backward_row, act_forward_row, correct_row, cost_grad_row, cost_row, jit,
-    update_range)
+    NO_ACT, OPT_ADAM, act_backward_row, act_forward_row, jit, loss_and_delta_rows, update_range)
 
 NIN, NOUT, WOFF, BOFF, ACT, YOFF, DOFF = range(7)
 
@@ -139,14 +138,9 @@ def train_gemm(params, grads, s1, s2, hp, X, T, labels, use_int, has_acc, order,
         # cost, correct count and the output delta
         P = _mat(ws, spec[L - 1, YOFF], B, K)
         D = _mat(ws, spec[L - 1, DOFF], B, K)
-        for r in range(B):
-            i = rows[r]
-            lab = labels[i] if use_int else -1
-            trow = T[0] if use_int else T[i]
-            loss += cost_row(cost, P[r], trow, lab, eps)
-            if has_acc:
-                correct += correct_row(cost, P[r], trow, labels[i] if cost != BCE else -1)
-            cost_grad_row(cost, D[r], P[r], trow, lab, B, eps, fused_last)
+        ls, c = loss_and_delta_rows(cost, P, D, T, labels, use_int, has_acc, rows, B, eps, fused_last)
+        loss += ls
+        correct += c
         code = spec[L - 1, ACT]
         if code != NO_ACT and not fused_last:
             for r in range(B):
