@@ -41,11 +41,18 @@ def check_X(X, n_in, dtype, allow_empty=False, name="X"):
 def all_finite(a):
     """True when ``a`` has no NaN or inf.
 
-    min and max propagate NaN and expose +-inf, and unlike ``np.isfinite(a).all()`` they
-    allocate nothing: this check runs on every ``fit``'s whole training set.
+    This check runs on every ``fit``'s whole training set, so it makes one pass and
+    allocates nothing: ``dot(a, a)`` is finite exactly when every entry is finite,
+    unless squares of huge finite values overflow; only then (or for non-float or
+    non-contiguous arrays) min and max, which propagate NaN and expose +-inf, decide.
     """
     if a.size == 0:
         return True
+    if a.dtype in (np.float32, np.float64) and a.flags.c_contiguous:
+        flat = a.reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if np.isfinite(np.dot(flat, flat)):
+                return True
     return bool(np.isfinite(a.min()) and np.isfinite(a.max()))
 
 

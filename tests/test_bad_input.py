@@ -222,3 +222,20 @@ def test_unknown_backend_and_dtype_names():
         net.fit(X, Y_REG, cost="hinge", optimizer=fn.SGD(0.1), backend="numpy")
     with pytest.raises(ValueError, match="unknown optimizer"):
         net.fit(X, Y_REG, cost=fn.MSE(), optimizer="rmsprop", backend="numpy")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, None])
+def test_all_finite_one_pass_check(dtype, bad):
+    from fastnn._checks import all_finite
+    big = np.finfo(dtype).max / 2  # squares overflow: the one-pass check must fall back, not refuse
+    a = np.full((5, 7), big, dtype)
+    a[0, 0] = -big
+    if bad is not None:
+        a[3, 4] = bad
+    assert all_finite(a) is (bad is None)
+    assert all_finite(np.asfortranarray(a)) is (bad is None)
+    small = np.ones((5, 7), np.float16)  # other dtypes take the min/max path
+    if bad is not None:
+        small[3, 4] = bad
+    assert all_finite(small) is (bad is None)

@@ -34,6 +34,7 @@ from numba import prange
 from fastnn.kernels.cpu._common import (
     BCE, MSE, NO_ACT, OPT_ADAM, SIGMOID, act_backward_row, act_forward_row, correct_row, cost_grad_row,
     cost_row, jit, loss_and_delta_rows, pjit, update_flat, update_range)
+from fastnn.kernels.cpu.simd import axpy_rows, nonzeros, prefetch, sgd_rows
 from fastnn.kernels.cpu.ops import (
     bwd_bias, bwd_input_par, bwd_input_rows, bwd_weight_par, bwd_weight_rows, fwd_par, fwd_rows)
 
@@ -369,51 +370,11 @@ def _online_update(W, a, d, lr, wd):
                 w[j] -= lr * (ai * d[j])
 
 
-#: Row width of the first layer's private weight copy in :func:`train_online` is a
-#: multiple of this: LLVM vectorises a row loop 32 floats per iteration (8 lanes x 4)
-#: and runs the rest one by one, so a 50-wide row would spend 18 of its 50 entries in
-#: scalar code; zero-padded to 64 it runs two vector iterations and no scalar tail.
+#: Row width of the first layer's private weight copy in :func:`train_online` (and of
+#: the later layers' transposed copies) is a multiple of this: whole blocks of four
+#: 8-float vectors for :mod:`~fastnn.kernels.cpu.simd` and LLVM's vectorised loops, and
+#: 64-byte aligned rows (measured: 50 padded to 64 beat 56 with a masked tail).
 ONLINE_PAD = 32
-
-
-@jit
-def _scan_nonzeros(nzi, nzv, x):
-    """Indices and values of the non-zeros of ``x`` (F,) into ``nzi``, ``nzv`` (F,) in
-    index order; returns their count. Branch-free: MNIST's non-zeros sit at
-    unpredictable places, and reading the row here also brings it into the cache."""
-    m = 0
-    for i in range(x.shape[0]):
-        v = x[i]
-        nzi[m] = i
-        nzv[m] = v
-        m += v != 0
-    return m
-
-
-@jit
-def _fwd_nonzeros(h, W, nzi, nzv, m):
-    """``h = sum_k nzv[k] * W[nzi[k]]`` over the ``m`` non-zeros; W (F, npad), h (npad,).
-
-    Four weight rows per pass over ``h`` (one load and store of h per four rows), each
-    entry still summed in index order ``(((h + a1 w1) + a2 w2) + a3 w3) + a4 w4``, so the
-    result is exactly :func:`fwd_rows`' (zero inputs only ever add zeros there).
-    """
-    n = h.shape[0]
-    for j in range(n):
-        h[j] = 0
-    k = 0
-    while k + 4 <= m:
-        a1, a2, a3, a4 = nzv[k], nzv[k + 1], nzv[k + 2], nzv[k + 3]
-        w1, w2, w3, w4 = W[nzi[k]], W[nzi[k + 1]], W[nzi[k + 2]], W[nzi[k + 3]]
-        for j in range(n):
-            h[j] = (((h[j] + a1 * w1[j]) + a2 * w2[j]) + a3 * w3[j]) + a4 * w4[j]
-        k += 4
-    while k < m:
-        a = nzv[k]
-        w = W[nzi[k]]
-        for j in range(n):
-            h[j] += a * w[j]
-        k += 1
 
 
 @jit
@@ -509,17 +470,6 @@ def _pad(n):
 
 
 @jit
-def _sgd_nonzeros(W, nzi, nzv, m, d, lr):
-    """``W[i] -= lr * (x_i * d)`` for the ``m`` non-zero inputs only; W (F, npad), d (npad,)."""
-    n = d.shape[0]
-    for k in range(m):
-        a = nzv[k]
-        w = W[nzi[k]]
-        for j in range(n):
-            w[j] -= lr * (a * d[j])
-
-
-@jit
 def train_online(params, hp, X, T, labels, use_int, has_acc,
                  order, b0, b1, spec, slopes, ws, cost, fused_last, eps):
     """Plain SGD with batch size 1 on samples ``order[b0:b1]``, weights updated in place.
@@ -531,9 +481,14 @@ def train_online(params, hp, X, T, labels, use_int, has_acc,
     gradient buffer is written. Weight decay ``hp[1]`` applies to every weight
     (``n_decay`` = all weights, as in ``Sequential``), not to biases.
 
-    The first layer works on the non-zero inputs of each sample only (found by a scan
-    of its row, so no CSR is built per fit) and on a private copy of its weights whose
-    rows are zero-padded to a multiple of :data:`ONLINE_PAD`. Later layers work on
+    The first layer works on the non-zero inputs of each sample only (found by a
+    vector scan of its row, :func:`~fastnn.kernels.cpu.simd.nonzeros`, so no CSR is
+    built per fit; the next shuffled row is prefetched meanwhile) and on a private
+    copy of its weights whose rows are zero-padded to a multiple of :data:`ONLINE_PAD`;
+    its forward and update keep a block of the hidden row (or of the delta) in vector
+    registers while they walk the non-zero inputs' weight rows
+    (:func:`~fastnn.kernels.cpu.simd.axpy_rows`, :func:`~fastnn.kernels.cpu.simd.sgd_rows`:
+    the same roundings as scalar loops). Later layers work on
     private transposed copies (nout, padded nin), so that their input gradient and
     update are whole-vector axpys (:func:`_bwd_t`). Layer outputs and deltas live in
     private padded rows whose padding lanes stay zero. The copies are made at the
@@ -579,9 +534,11 @@ def train_online(params, hp, X, T, labels, use_int, has_acc,
         r = order[bi]
         xr = X[r]
         # ---- forward
-        m = _scan_nonzeros(nzi, nzv, xr)
+        if bi + 1 < b1:
+            prefetch(X[order[bi + 1]])  # the next shuffled row, while this one trains
+        m = nonzeros(nzi, nzv, xr)
         h = Ys[0]
-        _fwd_nonzeros(h, W0p, nzi, nzv, m)
+        axpy_rows(h, W0p, nzi, nzv, m)
         if hb0:
             for j in range(nout0):
                 h[j] += b0v[j]
@@ -626,7 +583,7 @@ def train_online(params, hp, X, T, labels, use_int, has_acc,
                     b[j] -= lr * d[j]
         d0 = Ds[0]
         if wd == 0:
-            _sgd_nonzeros(W0p, nzi, nzv, m, d0, lr)
+            sgd_rows(W0p, nzi, nzv, m, d0, lr)
         else:
             _online_update(W0p, xr, d0, lr, wd)
         if hb0:
