@@ -61,6 +61,17 @@ def _row_ptr(builder, W, i, stride0):
     return builder.bitcast(builder.gep(raw, [builder.mul(i, stride0)]), W.data.type)
 
 
+def _for_rows(builder, Wa, rows, v, m, vt, j0, body):
+    """For ``k < m``: ``body(row, x)``, ``row`` pointing at ``W[rows[k], j0]`` and ``x``
+    a vector of ``v[k]`` (``Wa``, ``rows``, ``v``: Numba array structs)."""
+    stride0 = cgutils.unpack_tuple(builder, Wa.strides, 2)[0]
+    with cgutils.for_range(builder, m) as loop:
+        k = loop.index
+        i = builder.load(builder.gep(rows.data, [k]))
+        x = _splat(builder, vt, builder.load(builder.gep(v.data, [k])))
+        body(builder.gep(_row_ptr(builder, Wa, i, stride0), [j0]), x)
+
+
 def _masked(builder, name, vt, args):
     """Call the LLVM masked load/store intrinsic ``name`` ("load"/"store") on vectors ``vt``."""
     i1v = ir.VectorType(ir.IntType(1), vt.count)
@@ -135,22 +146,20 @@ def axpy_rows(typingctx, h, W, rows, v, m):
         m_ = args[4]
         vt, lanes = _vec(context, signature.args[0].dtype)
         n = cgutils.unpack_tuple(builder, ha.shape, 1)[0]
-        stride0 = cgutils.unpack_tuple(builder, Wa.strides, 2)[0]
         # accumulators: allocas in the entry block, which LLVM promotes to registers
         accs = [cgutils.alloca_once(builder, vt) for _ in range(BLOCK)]
 
         def emit(j0, nv, mask):
             for b in range(nv):
                 builder.store(ir.Constant(vt, None), accs[b])
-            with cgutils.for_range(builder, m_) as loop:
-                k = loop.index
-                i = builder.load(builder.gep(ra.data, [k]))
-                x = _splat(builder, vt, builder.load(builder.gep(va.data, [k])))
-                row = builder.gep(_row_ptr(builder, Wa, i, stride0), [j0])
+
+            def body(row, x):
                 for b in range(nv):
                     w = _load(builder, _vptr(builder, row, ir.Constant(j0.type, b * lanes), vt), vt,
                               mask if b == nv - 1 else None)
                     builder.store(builder.fadd(builder.load(accs[b]), builder.fmul(x, w)), accs[b])
+
+            _for_rows(builder, Wa, ra, va, m_, vt, j0, body)
             out = builder.gep(ha.data, [j0])
             for b in range(nv):
                 _store(builder, builder.load(accs[b]),
@@ -185,22 +194,20 @@ def sgd_rows(typingctx, W, rows, v, m, d, lr):
         vt, lanes = _vec(context, signature.args[0].dtype)
         lrv = _splat(builder, vt, args[5])
         n = cgutils.unpack_tuple(builder, da.shape, 1)[0]
-        stride0 = cgutils.unpack_tuple(builder, Wa.strides, 2)[0]
 
         def emit(j0, nv, mask):
             dsrc = builder.gep(da.data, [j0])
             ds = [_load(builder, _vptr(builder, dsrc, ir.Constant(j0.type, b * lanes), vt), vt,
                         mask if b == nv - 1 else None) for b in range(nv)]
-            with cgutils.for_range(builder, m_) as loop:
-                k = loop.index
-                i = builder.load(builder.gep(ra.data, [k]))
-                x = _splat(builder, vt, builder.load(builder.gep(va.data, [k])))
-                row = builder.gep(_row_ptr(builder, Wa, i, stride0), [j0])
+
+            def body(row, x):
                 for b in range(nv):
                     p = _vptr(builder, row, ir.Constant(j0.type, b * lanes), vt)
                     mk = mask if b == nv - 1 else None
                     w = _load(builder, p, vt, mk)
                     _store(builder, builder.fsub(w, builder.fmul(lrv, builder.fmul(x, ds[b]))), p, vt, mk)
+
+            _for_rows(builder, Wa, ra, va, m_, vt, j0, body)
 
         _blocks(builder, n, lanes, emit)
         return context.get_dummy_value()
