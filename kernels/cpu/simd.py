@@ -73,14 +73,17 @@ def _for_rows(builder, Wa, rows, v, m, vt, j0, body):
 
 
 def _masked(builder, name, vt, args):
-    """Call the LLVM masked load/store intrinsic ``name`` ("load"/"store") on vectors ``vt``."""
+    """Call the LLVM masked load/store intrinsic ``name`` ("load"/"store") on vectors ``vt``.
+
+    Named with the typed-pointer mangling (``.p0v8f32``), which LLVM 14 needs (numba
+    0.59-0.60) and later LLVMs upgrade to their opaque-pointer names."""
     i1v = ir.VectorType(ir.IntType(1), vt.count)
     suffix = f"v{vt.count}{'f32' if vt.element == ir.FloatType() else 'f64'}"
     if name == "load":
         fnty = ir.FunctionType(vt, [vt.as_pointer(), ir.IntType(32), i1v, vt])
     else:
         fnty = ir.FunctionType(ir.VoidType(), [vt, vt.as_pointer(), ir.IntType(32), i1v])
-    fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.masked.{name}.{suffix}.p0")
+    fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.masked.{name}.{suffix}.p0{suffix}")
     return builder.call(fn, args)
 
 
