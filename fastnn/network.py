@@ -15,7 +15,7 @@ import copy
 import numpy as np
 
 from fastnn import _checks
-from fastnn.layers import Activation, Layer, Linear, layer_from_config
+from fastnn.layers import Layer, Linear, layer_from_config
 
 
 class Sequential:
@@ -294,18 +294,3 @@ class Sequential:
         return trainer.fit(X, Y, epochs=epochs, validation_data=validation_data,
                            callbacks=callbacks, progress=progress)
 
-
-def is_plain_mlp(net):
-    """True when ``net`` is Linear layers each followed by at most one activation
-    (the shape every fused training kernel handles)."""
-    prev_linear = False
-    for layer in net.layers:
-        if isinstance(layer, Linear):
-            prev_linear = True
-        elif isinstance(layer, Activation):
-            if not prev_linear:
-                return False
-            prev_linear = False
-        else:
-            return False
-    return bool(net.layers) and isinstance(net.layers[0], Linear)

@@ -1,10 +1,18 @@
-"""Trainer (the loop behind ``Sequential.fit``) and History.
+"""Trainer (the loop behind ``Sequential.fit``), History, and the Python batch loop.
 
-The loop itself is backend-independent: per epoch it draws the sample order from
-the Trainer's own generator, then asks the backend's Runner to train on chunks of
-batches. Compiled backends run a whole chunk (normally a whole epoch) in one call;
-the numpy backend loops over batches in Python. The shuffle order and the initial
-weights never depend on the backend, so two backends can be compared step by step.
+The epoch loop is backend-independent: per epoch it draws the sample order from the
+Trainer's own generator, then has a runner train chunks of batches. A compiled
+backend's runner (``ops.make_runner``) trains a whole chunk, normally a whole epoch,
+in one kernel call; otherwise :class:`BatchLoop` runs the batches in Python through
+the backend's per-op kernels. The shuffle order and the initial weights never depend
+on the backend, so two backends can be compared step by step.
+
+How data reaches a kernel (at most five hops, never back up a layer)::
+
+    Sequential.fit -> Trainer.fit -> runner.run (fastnn/backends/numba.py, cuda.py)
+                   -> kernels/cpu/epoch_*.train, kernels/cuda/epoch.train
+    Sequential.fit -> Trainer.fit -> BatchLoop.run -> Layer.forward/backward
+                   -> kernels/reference.py (or any backend's per-op kernel)
 """
 
 import signal
@@ -57,6 +65,61 @@ class _InterruptGuard:
         if self.active:
             signal.signal(signal.SIGINT, self._old)
             self.active = False
+
+
+class BatchLoop:
+    """Trains one ``fit``'s batches in Python, through a backend's per-op kernels.
+
+    The loop of the ``"numpy"`` backend, and of every training a compiled backend's
+    fused epochs do not cover (custom layers, costs, optimizers). X was checked once,
+    by the Trainer: the layers are called directly, never ``Sequential.forward``.
+
+    Parameters
+    ----------
+    ops : Ops
+    net, cost, optimizer : Sequential, Cost, Optimizer
+    X : ndarray (N, insize), checked and in the network's dtype
+    targets : fastnn.costs.Targets
+    batch_size : int
+    """
+
+    def __init__(self, ops, net, cost, optimizer, X, targets, batch_size):
+        self.ops, self.net, self.cost, self.optimizer = ops, net, cost, optimizer
+        self.X, self.targets, self.batch_size = X, targets, batch_size
+        self.n_batches = -(-len(X) // batch_size)
+        self.fused_last = cost.fuses_with(net.layers[-1]) if net.layers else False
+
+    def run(self, order, b0, b1):
+        """Train on batches ``b0 <= b < b1`` of the sample order ``order`` (int64 (N,)).
+
+        Batch ``b`` is ``order[b*batch_size:(b+1)*batch_size]`` (the last may be short).
+
+        Returns
+        -------
+        loss_sum : float
+            Sum over the batches of (batch mean loss * batch size), measured on each
+            batch's forward pass before its update.
+        correct : int
+            Correct predictions on those forward passes (0 without labels).
+        """
+        ops, net, cost, opt = self.ops, self.net, self.cost, self.optimizer
+        bs, labels = self.batch_size, self.targets.labels
+        loss_sum, correct = 0.0, 0
+        for b in range(b0, b1):
+            idx = order[b * bs:(b + 1) * bs]
+            out, t = self.X[idx], self.targets.T[idx]
+            for layer in net.layers:
+                out = layer.forward(out, ops)
+            loss_sum += ops.cost_value(cost.code, out, t) * len(idx)
+            if labels is not None:
+                correct += cost.count_correct(out, labels[idx])
+            delta = cost.output_delta(ops, out, t, net.layers[-1])
+            net.backward(delta, ops, skip_last=self.fused_last, need_input_grad=False)
+            opt.step(net, ops)
+        return loss_sum, correct
+
+    def finish(self):
+        """The layers work in the network's own buffers: nothing to copy back."""
 
 
 class History:
@@ -154,6 +217,8 @@ class Trainer:
         cbs.set_trainer(self)
         self.optimizer.ensure_setup(net)
         runner = self.ops.make_runner(net, self.cost, self.optimizer, X, targets, self.batch_size)
+        if runner is None:
+            runner = BatchLoop(self.ops, net, self.cost, self.optimizer, X, targets, self.batch_size)
         nb = runner.n_batches
         acc_den = self.cost.accuracy_denominator(n, net.outsize)
         cbs.on_train_begin({})

@@ -9,7 +9,7 @@ from numpy.testing import assert_allclose
 import fastnn as fn
 from conftest import tol
 from fastnn import backends
-from fastnn.backends.base import Ops
+from fastnn.backends.numpy import Ops
 from fastnn.kernels import reference as ref
 
 

@@ -14,7 +14,8 @@ import pytest
 import fastnn
 import fastnn.backends as backends
 from fastnn import bench
-from fastnn.backends.base import Ops, Runner
+from fastnn.backends.numpy import Ops
+from fastnn.training import BatchLoop
 
 
 def _run(tmp_path, *extra):
@@ -62,7 +63,7 @@ def test_dense_flops_of_config_c_match_the_issue():
     assert bench.CONFIGS["c"].dense_flops(60000) / 1e9 == pytest.approx(73.2, abs=0.1)
 
 
-class _WrongRunner(Runner):
+class _WrongRunner(BatchLoop):
     """Trains correctly, then nudges one weight: the kind of bug the check must catch."""
 
     def run(self, order, b0, b1):
@@ -114,18 +115,18 @@ def test_check_config_raises_directly():
 
 
 def test_cuda_dispatch_missing_module(monkeypatch, capsys):
-    monkeypatch.delattr(fastnn, "bench_cuda", raising=False)
-    monkeypatch.setitem(sys.modules, "fastnn.bench_cuda", None)   # import raises ModuleNotFoundError
+    monkeypatch.delattr(bench, "cuda", raising=False)
+    monkeypatch.setitem(sys.modules, "fastnn.bench.cuda", None)   # import raises ModuleNotFoundError
     assert bench.main(["--backend", "cuda"]) == bench.EXIT_USAGE
-    assert "fastnn.bench_cuda" in capsys.readouterr().err
+    assert "fastnn.bench.cuda" in capsys.readouterr().err
 
 
 def test_cuda_dispatch_passes_argv(monkeypatch):
     seen = []
-    fake = types.ModuleType("fastnn.bench_cuda")
+    fake = types.ModuleType("fastnn.bench.cuda")
     fake.main = lambda argv=None: seen.append(argv) or 0
-    monkeypatch.setitem(sys.modules, "fastnn.bench_cuda", fake)
-    monkeypatch.setattr(fastnn, "bench_cuda", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "fastnn.bench.cuda", fake)
+    monkeypatch.setattr(bench, "cuda", fake, raising=False)
     argv = ["--backend", "cuda", "--config", "c"]
     assert bench.main(argv) == 0
     assert seen == [argv]

@@ -1,4 +1,4 @@
-"""The BLAS minibatch path of the "numba" backend (GemmRunner, kernels/cpu/fused_gemm.py).
+"""The BLAS minibatch path of the "numba" backend (BlasRunner, kernels/cpu/epoch_blas.py).
 
 Same method as test_numba_training.py: one network from a seed, deep-copied, trained on
 the numpy and numba backends with one fit seed in float64 for ~200 optimizer steps;
@@ -11,13 +11,14 @@ from numpy.testing import assert_allclose
 
 import fastnn as fn
 from fastnn import config
-from fastnn.backends import get_ops, numba_gemm
-from fastnn.backends.numba_cpu import FusedRunner
-from fastnn.kernels.cpu import fused_gemm
+from fastnn.backends import get_ops
+from fastnn.backends import numba as numba_backend
+from fastnn.backends.numba import BlasRunner, MinibatchRunner, OnlineRunner
+from fastnn.kernels.cpu import epoch_blas
 
 from conftest import TRAIN_RTOL64
 
-pytestmark = pytest.mark.skipif(not fused_gemm.blas_available(),
+pytestmark = pytest.mark.skipif(not epoch_blas.blas_available(),
                                 reason="SciPy (Numba's BLAS bindings) is not installed")
 
 OPTIMIZERS = {
@@ -33,8 +34,7 @@ OPTIMIZERS = {
 @pytest.fixture
 def gemm_always(monkeypatch):
     """Route every batch size and layer width to the BLAS path (awkward shapes)."""
-    monkeypatch.setattr(numba_gemm, "MIN_BATCH", 1)
-    monkeypatch.setattr(numba_gemm, "MIN_WORK_PER_SAMPLE", 0)
+    monkeypatch.setattr(numba_backend, "BLAS_MIN_BATCH", 1)
 
 
 def _runner(net, cost, opt, X, y, bs):
@@ -70,20 +70,20 @@ def test_dispatch(mnist):
     wide = fn.Sequential(fn.Linear(784, 256), fn.ReLU(), fn.Linear(256, 10), seed=0, dtype=np.float64)
     narrow = fn.Sequential(fn.Linear(784, 8), fn.ReLU(), fn.Linear(8, 10), seed=0, dtype=np.float64)
     cost = fn.CrossEntropy()
-    assert isinstance(_runner(wide, cost, fn.SGD(0.1, momentum=0.9), X, y, 128), numba_gemm.GemmRunner)
-    assert isinstance(_runner(narrow, cost, fn.SGD(0.1), X, y, 10), numba_gemm.GemmRunner)
+    assert isinstance(_runner(wide, cost, fn.SGD(0.1, momentum=0.9), X, y, 128), BlasRunner)
+    assert isinstance(_runner(narrow, cost, fn.SGD(0.1), X, y, 10), BlasRunner)
     # batches below MIN_BATCH stay on the sparse fused kernels, batch 1 on the per-sample path
-    r = _runner(wide, cost, fn.SGD(0.1), X, y, numba_gemm.MIN_BATCH - 1)
-    assert isinstance(r, FusedRunner) and not isinstance(r, numba_gemm.GemmRunner) and not r.online
+    r = _runner(wide, cost, fn.SGD(0.1), X, y, numba_backend.BLAS_MIN_BATCH - 1)
+    assert isinstance(r, MinibatchRunner)
     r = _runner(narrow, cost, fn.SGD(0.1), X, y, 1)
-    assert isinstance(r, FusedRunner) and r.online
+    assert isinstance(r, OnlineRunner)
 
 
 def test_falls_back_without_blas(mnist, monkeypatch):
-    monkeypatch.setattr(fused_gemm, "blas_available", lambda: False)
+    monkeypatch.setattr(epoch_blas, "blas_available", lambda: False)
     X, y = _mnist_xy(mnist, 300)
     net = fn.Sequential(fn.Linear(784, 256), fn.ReLU(), fn.Linear(256, 10), seed=0, dtype=np.float64)
-    assert isinstance(_runner(net, fn.CrossEntropy(), fn.SGD(0.1), X, y, 128), FusedRunner)
+    assert isinstance(_runner(net, fn.CrossEntropy(), fn.SGD(0.1), X, y, 128), MinibatchRunner)
 
 
 @pytest.mark.parametrize("cost_name, opt", [("ce", o) for o in OPTIMIZERS] + [
@@ -96,7 +96,7 @@ def test_mnist_subset_equal_to_numpy(mnist, cost_name, opt):
     net = fn.Sequential(fn.Linear(784, 64), fn.ReLU(), fn.Linear(64, 10), *last, seed=3, dtype=np.float64)
     cost = {"ce": fn.CrossEntropy(), "mse": fn.MSE(), "bce": fn.BCE()}[cost_name]
     Y, Yv = (y, yv) if cost_name != "bce" else (np.eye(10)[y], np.eye(10)[yv])
-    assert isinstance(_runner(net.copy(), cost, OPTIMIZERS[opt](), X, Y, 128), numba_gemm.GemmRunner)
+    assert isinstance(_runner(net.copy(), cost, OPTIMIZERS[opt](), X, Y, 128), BlasRunner)
     _compare(net, X, Y, cost, OPTIMIZERS[opt], 128, 17, validation=(Xv, Yv))
 
 
@@ -107,7 +107,7 @@ def test_awkward_shapes(rng, gemm_always, bs):
     y = rng.integers(0, 2, 103)
     net = fn.Sequential(fn.Linear(3, 1), fn.Tanh(), fn.Linear(1, 1), fn.LeakyReLU(0.1), fn.Linear(1, 5, bias=False),
                         fn.Softmax(), fn.Linear(5, 2), seed=2, dtype=np.float64)
-    assert isinstance(_runner(net.copy(), fn.CrossEntropy(), fn.Adam(0.01), X, y, bs), numba_gemm.GemmRunner)
+    assert isinstance(_runner(net.copy(), fn.CrossEntropy(), fn.Adam(0.01), X, y, bs), BlasRunner)
     steps = 200 // -(-103 // bs) + 1
     _compare(net, X, y, fn.CrossEntropy(), OPTIMIZERS["nesterov-wd"], bs, steps)
     _compare(net, X[:5], y[:5], fn.CrossEntropy(), OPTIMIZERS["adam"], 8, 20)  # one batch of 5 < 8
@@ -143,7 +143,7 @@ def test_chunked_runs_equal_whole_epoch(rng, gemm_always):
     for pieces in ([(0, 15)], [(0, 4), (4, 5), (5, 15)]):
         n2, opt = net.copy(), fn.Adam(0.01)
         r = _runner(n2, fn.CrossEntropy(), opt, X, y, 7)
-        assert isinstance(r, numba_gemm.GemmRunner)
+        assert isinstance(r, BlasRunner)
         tot = [0.0, 0]
         for b0, b1 in pieces:
             ls, c = r.run(order, b0, b1)

@@ -12,20 +12,18 @@ from numpy.testing import assert_allclose
 import fastnn as fn
 from fastnn import config
 from fastnn.backends import get_ops
-from fastnn.backends.base import Runner
-from fastnn.backends.numba_cpu import FusedRunner
+from fastnn.backends import numba as numba_backend
+from fastnn.backends.numba import MinibatchRunner, OnlineRunner
 
 from conftest import TRAIN_RTOL64
 
 
 @pytest.fixture(autouse=True)
 def _fused_kernels_only(monkeypatch):
-    """This file tests the sparse fused kernels (kernels/cpu/fused.py), which the backend
-    uses for batches below numba_gemm.MIN_BATCH or without SciPy; keep every batch size on
-    them here. tests/test_numba_gemm.py covers the BLAS minibatch path."""
-    from fastnn.backends import numba_gemm
-
-    monkeypatch.setattr(numba_gemm, "MIN_BATCH", 1 << 30)
+    """This file tests the per-sample and row-blocked minibatch epochs (kernels/cpu/epoch_online.py,
+    epoch_minibatch.py), which the backend uses for batches below BLAS_MIN_BATCH or without
+    SciPy; keep every batch size on them here. tests/test_numba_gemm.py covers the BLAS path."""
+    monkeypatch.setattr(numba_backend, "BLAS_MIN_BATCH", 1 << 30)
 
 OPTIMIZERS = {
     "sgd": lambda: fn.SGD(0.2),
@@ -101,9 +99,9 @@ def test_fused_runner_is_used_and_sparse(mnist):
     opt.ensure_setup(net)
     ops = get_ops("numba")
     r = ops.make_runner(net, fn.CrossEntropy(), opt, X, fn.CrossEntropy().prepare(ytr[:256], 10, np.float32), 1)
-    assert isinstance(r, FusedRunner) and r.online and r.sparse
+    assert isinstance(r, OnlineRunner)
     r = ops.make_runner(net, fn.CrossEntropy(), opt, X, fn.CrossEntropy().prepare(ytr[:256], 10, np.float32), 32)
-    assert isinstance(r, FusedRunner) and not r.online
+    assert isinstance(r, MinibatchRunner) and r.sparse
 
 
 def _sparse_like_mnist(rng, n, f, density=0.2):
@@ -120,7 +118,7 @@ def _sparse_like_mnist(rng, n, f, density=0.2):
 @pytest.mark.parametrize("case", ["mse-sigmoid", "ce-relu"])
 def test_sparse_sgd_paths_equal_to_numpy(rng, bs, case):
     """Plain SGD on sparse input: batch 1 updates W in place from the non-zero inputs
-    (train_online), small batches apply the first layer's update sample by sample from
+    (epoch_online), small batches apply the first layer's update sample by sample from
     the non-zero inputs (sgd_sparse_rows) instead of a dense gradient."""
     n, f = 203, 40  # 203 = 20 batches of 10 + a short one of 3
     X = _sparse_like_mnist(rng, n, f)
@@ -134,8 +132,10 @@ def test_sparse_sgd_paths_equal_to_numpy(rng, bs, case):
     opt = fn.SGD(0.3)
     opt.ensure_setup(net)
     r = get_ops("numba").make_runner(net.copy(), cost, opt, X, cost.prepare(y, 4, np.float64), bs)
-    assert isinstance(r, FusedRunner) and r.sparse
-    assert r.online if bs == 1 else (r.sparse_sgd_ok and not r.online)
+    if bs == 1:
+        assert isinstance(r, OnlineRunner)
+    else:
+        assert isinstance(r, MinibatchRunner) and r.sparse and r.sparse_sgd_ok
     a, b = _compare(net, X, y, cost, lambda: fn.SGD(0.3), bs, _epochs_for(n, bs, 300))
     if bs > 1:  # grads hold the last batch's gradient on both backends
         assert_allclose(b.grads, a.grads, rtol=TRAIN_RTOL64, atol=TRAIN_RTOL64 * np.abs(a.grads).max())
@@ -145,7 +145,7 @@ def test_sparse_sgd_paths_equal_to_numpy(rng, bs, case):
 
 
 def test_sparsity_pattern(rng):
-    from fastnn.kernels.cpu import fused
+    from fastnn.kernels.cpu import sparse as fused
 
     X = _sparse_like_mnist(rng, 50, 30)
     ptr, idx = fused.csr_of(X, 0.5)
@@ -254,14 +254,14 @@ def test_auto_parallel_probing_equals_numpy(mnist, monkeypatch):
 # --------------------------------------------------------------------- fallbacks
 
 
-def test_non_plain_mlp_falls_back_to_generic_runner(rng):
+def test_non_plain_mlp_falls_back_to_the_python_loop(rng):
     X = rng.normal(size=(40, 3))
     y = rng.integers(0, 2, 40)
     net = fn.Sequential(fn.Linear(3, 4), fn.Tanh(), fn.Sigmoid(), fn.Linear(4, 2), seed=0, dtype=np.float64)
     opt = fn.SGD(0.1)
     opt.ensure_setup(net)
     r = get_ops("numba").make_runner(net, fn.CrossEntropy(), opt, X, fn.CrossEntropy().prepare(y, 2, np.float64), 8)
-    assert type(r) is Runner
+    assert r is None  # the Trainer's Python batch loop (fastnn.training.BatchLoop)
     _compare(net, X, y, fn.CrossEntropy(), OPTIMIZERS["momentum"], 8, 20)
 
 
@@ -276,13 +276,13 @@ class _MyMSE(fn.MSE):
     pass
 
 
-def test_custom_cost_uses_generic_runner(rng):
+def test_custom_cost_uses_the_python_loop(rng):
     X = rng.normal(size=(20, 2))
     net = fn.Sequential(fn.Linear(2, 1), seed=0, dtype=np.float64)
     opt = fn.SGD(0.1)
     opt.ensure_setup(net)
     r = get_ops("numba").make_runner(net, _MyMSE(), opt, X, _MyMSE().prepare(X[:, 0], 1, np.float64), 4)
-    assert type(r) is Runner
+    assert r is None  # the Trainer's Python batch loop (fastnn.training.BatchLoop)
 
 
 # ------------------------------------------------------------------------ predict

@@ -1,4 +1,4 @@
-"""Backend selection: one place that maps a name to an :class:`~fastnn.backends.base.Ops`.
+"""Backend selection: one place that maps a name to an :class:`~fastnn.backends.numpy.Ops`.
 
 Names are ``"numpy"`` (the pure-NumPy reference), ``"numba"`` (compiled CPU kernels),
 ``"cuda"`` (numba.cuda kernels on an NVIDIA GPU) and ``"auto"`` (the fastest one that
@@ -17,9 +17,9 @@ import os
 BACKENDS = ("numpy", "numba", "cuda")
 # Module and class implementing each backend (relative to this package).
 _IMPL = {
-    "numpy": (".base", "Ops"),
-    "numba": (".numba_cpu", "NumbaOps"),
-    "cuda": (".cuda_gpu", "CudaOps"),
+    "numpy": (".numpy", "Ops"),
+    "numba": (".numba", "NumbaOps"),
+    "cuda": (".cuda", "CudaOps"),
 }
 _AUTO_ORDER = ("cuda", "numba", "numpy")
 
@@ -104,7 +104,7 @@ def resolve_backend(name=None):
 
 
 def get_ops(name=None):
-    """The :class:`~fastnn.backends.base.Ops` for a backend name (or the default).
+    """The :class:`~fastnn.backends.numpy.Ops` for a backend name (or the default).
 
     An ``Ops`` instance passed as ``name`` is returned unchanged.
     """

@@ -1,149 +1,31 @@
-"""Numba ``@njit`` versions of every op in :mod:`fastnn.kernels.reference`.
+"""Numba versions of every op in :mod:`fastnn.kernels.reference`, with its names and signatures.
 
-The public functions here have the reference's names, signatures and results
-(new arrays for forward/backward/costs; optimizer updates in place). Each is a
-thin wrapper: it checks its input, allocates the output, and calls a private
-compiled kernel that takes its output buffers first and allocates nothing.
-
-The row-level building blocks (``fwd_rows``, ``bwd_weight_rows``, ...) are shared
-with the fused training loops in :mod:`fastnn.kernels.cpu.fused`, so a fused step
-does exactly the arithmetic of the per-op kernels.
+The public functions return new arrays (forward, backward, costs) or update in place
+(optimizers), like the reference's. Each is a thin wrapper: it checks its input,
+allocates the output and calls a private compiled kernel that takes its output
+buffers first and allocates nothing. The generic kernels here are by code
+(``activation_forward``, ``value``/``delta`` of a cost, ``update``); the named ops
+(``sigmoid_forward`` ... ``adam_update``) are generated over them by
+:func:`fastnn.kernels.named.named_ops`.
 """
 
 import numpy as np
-from numba import prange
 
-from fastnn import config
-from fastnn.kernels.cpu._common import (
-    BCE, CROSS_ENTROPY, IDENTITY, LEAKY_RELU, MSE, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_SGD, RELU,
-    SIGMOID, SIGN, SOFTMAX, TANH, act_backward_row, act_forward_row, cost_grad_row, cost_row, jit, pjit,
-    update_flat)
+from fastnn.kernels.cpu.config import use_threads
+from fastnn.kernels.cpu.jit import jit
+from fastnn.kernels.cpu.linear import (
+    bwd_bias, bwd_input_par, bwd_weight_par, bwd_weight_rows, fwd_par, fwd_rows)
+from fastnn.kernels.cpu.rows import act_backward_row, act_forward_row, cost_grad_row, cost_row
+from fastnn.kernels.cpu.update import update_flat
+from fastnn.kernels.layout import (
+    BCE, CROSS_ENTROPY, IDENTITY, LEAKY_RELU, MSE, OPT_ADAM, RELU, SIGMOID, SIGN, SOFTMAX, TANH)
+from fastnn.kernels.named import NAMES, named_ops
 
 __all__ = [
     "IDENTITY", "SIGMOID", "TANH", "RELU", "LEAKY_RELU", "SOFTMAX", "SIGN", "MSE", "CROSS_ENTROPY", "BCE",
     "linear_forward", "linear_backward_input", "linear_backward_weight", "linear_backward_bias",
-    "identity_forward", "identity_backward", "sigmoid_forward", "sigmoid_backward",
-    "tanh_forward", "tanh_backward", "relu_forward", "relu_backward",
-    "leaky_relu_forward", "leaky_relu_backward", "softmax_forward", "softmax_backward",
-    "sign_forward", "activation_forward", "activation_backward",
-    "mse_value", "mse_grad", "log_softmax", "cross_entropy_value", "cross_entropy_grad",
-    "bce_value", "bce_grad", "bce_sigmoid_delta", "cost_value", "cost_grad",
-    "sgd_update", "momentum_update", "nesterov_update", "adam_update",
+    "activation_forward", "activation_backward", "log_softmax", *NAMES,
 ]
-
-# Multiply-adds above which the per-op kernels use threads (config.PARALLEL == "1"),
-# or, in "auto" mode, PAR_AUTO_WORK: a parallel region costs a thread wake-up, which
-# on a busy or virtualised machine can take milliseconds (a scheduler tick), so
-# per-op calls only thread for work that dwarfs that.
-PAR_MIN_WORK = 100_000
-PAR_AUTO_WORK = 20_000_000
-
-
-def _par(work):
-    mode = config.PARALLEL
-    if mode == "0":
-        return False
-    return work >= (PAR_MIN_WORK if mode == "1" else PAR_AUTO_WORK)
-
-
-# ============================================================== compiled building blocks
-
-
-@jit
-def fwd_rows(Y, A, W, b, has_bias, r0, r1):
-    """Rows ``r0 <= n < r1`` of ``Y = A @ W + b``; zero inputs are skipped.
-
-    Y: (B, out), A: (B, in), W: (in, out), b: (out,) (ignored unless ``has_bias``).
-    """
-    nin, nout = W.shape
-    for n in range(r0, r1):
-        y = Y[n]
-        a = A[n]
-        for j in range(nout):
-            y[j] = 0
-        for i in range(nin):
-            ai = a[i]
-            # ReLU outputs and image pixels are mostly 0: skipping them is free speed
-            if ai != 0:
-                w = W[i]
-                for j in range(nout):
-                    y[j] += ai * w[j]
-        if has_bias:
-            for j in range(nout):
-                y[j] += b[j]
-
-
-@pjit
-def fwd_par(Y, A, W, b, has_bias, B):
-    """``fwd_rows`` over rows ``0..B-1``, rows spread over the threads."""
-    for n in prange(B):
-        fwd_rows(Y, A, W, b, has_bias, n, n + 1)
-
-
-@jit
-def bwd_input_rows(DX, DY, WT, r0, r1):
-    """Rows of ``DX = DY @ W.T`` from the transposed weights ``WT`` (out, in).
-
-    Written as a sum of rows of ``WT`` (axpy), which vectorises without fast-math,
-    rather than as dot products. DX: (B, in), DY: (B, out).
-    """
-    nout, nin = WT.shape
-    for n in range(r0, r1):
-        dx = DX[n]
-        dy = DY[n]
-        for i in range(nin):
-            dx[i] = 0
-        for j in range(nout):
-            d = dy[j]
-            if d != 0:
-                w = WT[j]
-                for i in range(nin):
-                    dx[i] += d * w[i]
-
-
-@pjit
-def bwd_input_par(DX, DY, WT, B):
-    for n in prange(B):
-        bwd_input_rows(DX, DY, WT, n, n + 1)
-
-
-@jit
-def bwd_weight_rows(dW, A, DY, B, i0, i1):
-    """Rows ``i0 <= i < i1`` of ``dW = A[:B].T @ DY[:B]`` (overwritten, not accumulated).
-
-    Each dW row sums over the samples in order, so the result does not depend on
-    how rows are split between threads.
-    """
-    nout = dW.shape[1]
-    for i in range(i0, i1):
-        row = dW[i]
-        for j in range(nout):
-            row[j] = 0
-        for n in range(B):
-            a = A[n, i]
-            if a != 0:
-                d = DY[n]
-                for j in range(nout):
-                    row[j] += a * d[j]
-
-
-@pjit
-def bwd_weight_par(dW, A, DY, B):
-    nin = dW.shape[0]
-    for i in prange(nin):
-        bwd_weight_rows(dW, A, DY, B, i, i + 1)
-
-
-@jit
-def bwd_bias(db, DY, B):
-    """``db = DY[:B].sum(axis=0)`` (overwritten), rows added in order like NumPy."""
-    nout = db.shape[0]
-    for j in range(nout):
-        db[j] = 0
-    for n in range(B):
-        d = DY[n]
-        for j in range(nout):
-            db[j] += d[j]
 
 
 # ======================================================================= per-op kernels
@@ -250,7 +132,7 @@ def linear_forward(x, W, b=None):
     if bb.shape[0] != W.shape[1]:
         raise ValueError(f"b has {bb.shape[0]} entries but W has {W.shape[1]} columns")
     y = np.empty((x.shape[0], W.shape[1]), dt)
-    if _par(_work(*x.shape, W.shape[1])) and x.shape[0] > 1:
+    if use_threads(_work(*x.shape, W.shape[1])) and x.shape[0] > 1:
         fwd_par(y, x, W, bb, has_bias, x.shape[0])
     else:
         fwd_rows(y, x, W, bb, has_bias, 0, x.shape[0])
@@ -267,7 +149,7 @@ def linear_backward_input(dy, W):
     if dy.shape[1] != W.shape[1]:
         raise ValueError(f"dy has {dy.shape[1]} columns but W has {W.shape[1]}")
     dx = np.empty((dy.shape[0], W.shape[0]), dt)
-    if _par(_work(*dy.shape, W.shape[0])):
+    if use_threads(_work(*dy.shape, W.shape[0])):
         bwd_input_par(dx, dy, np.ascontiguousarray(W.T), dy.shape[0])
     else:
         _linear_backward_input(dx, dy, W)
@@ -284,7 +166,7 @@ def linear_backward_weight(x, dy):
     if x.shape[0] != dy.shape[0]:
         raise ValueError(f"x has {x.shape[0]} rows but dy has {dy.shape[0]}")
     dW = np.empty((x.shape[1], dy.shape[1]), dt)
-    if _par(_work(*x.shape, dy.shape[1])):
+    if use_threads(_work(*x.shape, dy.shape[1])):
         bwd_weight_par(dW, x, dy, x.shape[0])
     else:
         bwd_weight_rows(dW, x, dy, x.shape[0], 0, x.shape[1])
@@ -346,72 +228,10 @@ def activation_backward(code, y, dy, slope=0.01):
     return d
 
 
-def identity_forward(x):
-    """``y = x``."""
-    return activation_forward(IDENTITY, x)
-
-
-def identity_backward(y, dy):
-    """``dx = dy``."""
-    return activation_backward(IDENTITY, y, dy)
-
-
-def sigmoid_forward(x):
-    """Logistic function ``1 / (1 + exp(-x))``, stable for any |x|."""
-    return activation_forward(SIGMOID, x)
-
-
-def sigmoid_backward(y, dy):
-    """``dx = dy * y * (1 - y)`` with ``y = sigmoid(x)``."""
-    return activation_backward(SIGMOID, y, dy)
-
-
-def tanh_forward(x):
-    """Hyperbolic tangent."""
-    return activation_forward(TANH, x)
-
-
-def tanh_backward(y, dy):
-    """``dx = dy * (1 - y**2)`` with ``y = tanh(x)``."""
-    return activation_backward(TANH, y, dy)
-
-
-def relu_forward(x):
-    """``max(x, 0)``."""
-    return activation_forward(RELU, x)
-
-
-def relu_backward(y, dy):
-    """``dx = dy`` where ``y > 0``, else 0."""
-    return activation_backward(RELU, y, dy)
-
-
-def leaky_relu_forward(x, slope=0.01):
-    """``x`` where ``x > 0``, else ``slope * x``."""
-    return activation_forward(LEAKY_RELU, x, slope)
-
-
-def leaky_relu_backward(y, dy, slope=0.01):
-    """``dx = dy`` where ``y > 0``, else ``slope * dy`` (valid for slope >= 0)."""
-    return activation_backward(LEAKY_RELU, y, dy, slope)
-
-
-def softmax_forward(x):
-    """Row-wise softmax of x: (B, C) -> (B, C)."""
-    return activation_forward(SOFTMAX, x)
-
-
-def softmax_backward(y, dy):
-    """Vector-Jacobian product of softmax: ``dx = y * (dy - sum(dy * y))`` per row."""
-    return activation_backward(SOFTMAX, y, dy)
-
-
-def sign_forward(x):
-    """1 where ``x > 0``, else -1 (forward only)."""
-    return activation_forward(SIGN, x)
-
-
 # ---------------------------------------------------------------------------- costs
+
+
+_PRED_NAMES = {MSE: "pred", CROSS_ENTROPY: "scores", BCE: "prob"}
 
 
 def _cost_args(pred, target, name, allow_labels):
@@ -433,29 +253,27 @@ def _cost_args(pred, target, name, allow_labels):
     return P, np.ascontiguousarray(target, dtype=dt), np.zeros(0, np.int64), False
 
 
-def _value(code, pred, target, name="pred"):
-    P, T, labels, use_labels = _cost_args(pred, target, name, code == CROSS_ENTROPY)
+def _check_cost(code):
+    if code not in (MSE, CROSS_ENTROPY, BCE):
+        raise ValueError(f"unknown cost code {code}")
+    return _PRED_NAMES[code]
+
+
+def value(code, pred, target):
+    """A cost's mean value over the batch, by its integer code."""
+    P, T, labels, use_labels = _cost_args(pred, target, _check_cost(code), code == CROSS_ENTROPY)
     eps = float(np.finfo(P.dtype).eps)
     # the reference divides by N even when N == 0 (nan); keep that
     with np.errstate(invalid="ignore", divide="ignore"):
         return float(np.float64(_cost_value(code, P, T, labels, use_labels, eps)) / P.shape[0])
 
 
-def _grad(code, pred, target, fused=False, name="pred"):
-    P, T, labels, use_labels = _cost_args(pred, target, name, code == CROSS_ENTROPY)
+def delta(code, pred, target, fused):
+    """A cost's gradient dJ/dpred by its integer code (``fused``: BCE through its sigmoid)."""
+    P, T, labels, use_labels = _cost_args(pred, target, _check_cost(code), code == CROSS_ENTROPY)
     D = np.empty_like(P)
     _cost_grad(code, D, P, T, labels, use_labels, float(np.finfo(P.dtype).eps), fused)
     return D
-
-
-def mse_value(pred, target):
-    """``J = 1/(2N) * sum_n ||pred_n - target_n||^2``; (N, K) -> float."""
-    return _value(MSE, pred, target)
-
-
-def mse_grad(pred, target):
-    """``dJ/dpred = (pred - target) / N``; (N, K) -> (N, K)."""
-    return _grad(MSE, pred, target)
 
 
 def log_softmax(scores):
@@ -464,41 +282,6 @@ def log_softmax(scores):
     if out.size:
         _log_softmax(out)
     return out
-
-
-def cross_entropy_value(scores, target):
-    """Softmax cross-entropy on raw scores; labels (N,) or one-hot/probabilities (N, C)."""
-    return _value(CROSS_ENTROPY, scores, target, "scores")
-
-
-def cross_entropy_grad(scores, target):
-    """``dJ/dscores = (softmax(scores) - t) / N``; (N, C) -> (N, C)."""
-    return _grad(CROSS_ENTROPY, scores, target, name="scores")
-
-
-def bce_value(prob, target):
-    """Binary cross-entropy on probabilities, clipped to ``[eps, 1 - eps]``; -> float."""
-    return _value(BCE, prob, target, "prob")
-
-
-def bce_grad(prob, target):
-    """``dJ/dp = (p - t) / (p (1 - p)) / N`` with ``p`` clipped; (N, K) -> (N, K)."""
-    return _grad(BCE, prob, target, name="prob")
-
-
-def bce_sigmoid_delta(prob, target):
-    """Gradient of BCE through the sigmoid that produced ``prob``: ``(p - t) / N``."""
-    return _grad(BCE, prob, target, fused=True, name="prob")
-
-
-def cost_value(code, pred, target):
-    """Dispatch a cost's value by its integer code."""
-    return (mse_value, cross_entropy_value, bce_value)[code](pred, target)
-
-
-def cost_grad(code, pred, target):
-    """Dispatch a cost's gradient by its integer code."""
-    return (mse_grad, cross_entropy_grad, bce_grad)[code](pred, target)
 
 
 # ----------------------------------------------------------------------- optimizers
@@ -514,7 +297,9 @@ def _flat_inplace(a, name, dt=None):
     return a.reshape(-1)
 
 
-def _update(opt, params, grads, s1, s2, hp_vals, n_decay, names=("velocity", "v")):
+def update(code, params, grads, s1, s2, hp_vals, n_decay):
+    """One flat optimizer step ``code`` in place (the generic kernel of the named updates)."""
+    names = ("m", "v") if code == OPT_ADAM else ("velocity", "v")
     p = _flat_inplace(params, "params")
     g = np.ascontiguousarray(grads, dtype=p.dtype).reshape(-1)
     if g.shape != p.shape:
@@ -532,32 +317,7 @@ def _update(opt, params, grads, s1, s2, hp_vals, n_decay, names=("velocity", "v"
     if not 0 <= n_decay <= p.size:
         raise ValueError(f"n_decay must lie in 0..{p.size}, got {n_decay}")
     hp = np.array(hp_vals, dtype=p.dtype)
-    update_flat(opt, p, g, states[0], states[1], hp, n_decay, _par(4 * p.size))
+    update_flat(code, p, g, states[0], states[1], hp, n_decay, use_threads(4 * p.size))
 
 
-def sgd_update(params, grads, lr, weight_decay=0.0, n_decay=0):
-    """Plain SGD, in place: ``p -= lr * g`` (``g`` plus ``weight_decay * p`` on the first ``n_decay``)."""
-    _update(OPT_SGD, params, grads, None, None, [lr, weight_decay, 0, 0, 0, 1, 0, 0, 1, 1], n_decay)
-
-
-def momentum_update(params, grads, velocity, lr, momentum, weight_decay=0.0, n_decay=0):
-    """Seed 003's momentum, in place: ``v = momentum * v - lr * g``; ``p += v``."""
-    _update(OPT_MOMENTUM, params, grads, velocity, None,
-            [lr, weight_decay, momentum, 0, 0, 1, 0, 0, 1, 1], n_decay)
-
-
-def nesterov_update(params, grads, velocity, lr, momentum, weight_decay=0.0, n_decay=0):
-    """Nesterov momentum, in place: ``v = momentum * v - lr * g``; ``p += momentum * v - lr * g``."""
-    _update(OPT_NESTEROV, params, grads, velocity, None,
-            [lr, weight_decay, momentum, 0, 0, 1, 0, 0, 1, 1], n_decay)
-
-
-def adam_update(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay=0.0, n_decay=0):
-    """Adam, in place, for step number ``t >= 1`` (PyTorch's placement of ``eps``)."""
-    if int(t) < 1:
-        raise ValueError(f"Adam step t must be >= 1, got {t}")
-    if m is None or v is None:
-        raise ValueError("adam_update needs the moment buffers m and v")
-    _update(OPT_ADAM, params, grads, m, v,
-            [lr, weight_decay, 0, 1 - beta1, 1 - beta2, eps, beta1, beta2, 1 - beta1 ** t, 1 - beta2 ** t],
-            n_decay, names=("m", "v"))
+globals().update(named_ops(activation_forward, activation_backward, value, delta, update))

@@ -6,8 +6,13 @@ set before numba is imported). These public functions take NumPy arrays (or
 numba device arrays), validate, allocate the outputs, launch and return NumPy
 arrays (device arrays when given device arrays). Optimizer updates work in place.
 
-The training loop does not use them: it calls the device-level launchers in
-:mod:`.launch`, which take preallocated device buffers and never copy to the host.
+The generic kernels here are by code (``activation_forward``, a cost's value and
+gradient, one flat ``update``); the named ops (``sigmoid_forward`` ... ``adam_update``)
+are generated over them by :func:`fastnn.kernels.named.named_ops`.
+
+The training loop (:mod:`.epoch`) does not use them: it calls the device-level
+launchers in :mod:`.launch`, which take preallocated device buffers and never copy
+to the host.
 Kernels live in :mod:`._kernels`; the knobs (block sizes, fastmath) in :mod:`.config`.
 
 Importing this module needs the ``numba-cuda`` package (``pip install
@@ -23,7 +28,7 @@ if _ilu.find_spec("numba_cuda") is None:  # numba's own numba.cuda target is dep
 import numpy as np  # noqa: E402
 from numba import cuda  # noqa: E402
 
-from fastnn.kernels import reference as _ref  # noqa: E402
+from fastnn.kernels.named import NAMES, named_ops  # noqa: E402
 from fastnn.kernels.reference import (  # noqa: E402,F401
     ACTIVATION_NAMES, BCE, COST_NAMES, CROSS_ENTROPY, IDENTITY, LEAKY_RELU, MSE, RELU, SIGMOID,
     SIGN, SOFTMAX, TANH, log_softmax)
@@ -32,14 +37,7 @@ from . import config, launch  # noqa: E402
 
 __all__ = [
     "linear_forward", "linear_backward_input", "linear_backward_weight", "linear_backward_bias",
-    "identity_forward", "identity_backward", "sigmoid_forward", "sigmoid_backward",
-    "tanh_forward", "tanh_backward", "relu_forward", "relu_backward",
-    "leaky_relu_forward", "leaky_relu_backward", "softmax_forward", "softmax_backward",
-    "sign_forward", "activation_forward", "activation_backward",
-    "mse_value", "mse_grad", "cross_entropy_value", "cross_entropy_grad",
-    "bce_value", "bce_grad", "bce_sigmoid_delta", "cost_value", "cost_grad",
-    "sgd_update", "momentum_update", "nesterov_update", "adam_update",
-    "is_simulated", "config", "launch",
+    "activation_forward", "activation_backward", "log_softmax", *NAMES, "is_simulated", "config", "launch",
 ]
 
 
@@ -200,71 +198,6 @@ def activation_backward(code, y, dy, slope=0.01):
     return _back(dx.reshape(shape), dev)
 
 
-def identity_forward(x):
-    """``y = x``."""
-    return activation_forward(IDENTITY, x)
-
-
-def identity_backward(y, dy):
-    """``dx = dy``."""
-    return activation_backward(IDENTITY, y, dy)
-
-
-def sigmoid_forward(x):
-    """Logistic function, stable for any |x|."""
-    return activation_forward(SIGMOID, x)
-
-
-def sigmoid_backward(y, dy):
-    """``dx = dy * y * (1 - y)``."""
-    return activation_backward(SIGMOID, y, dy)
-
-
-def tanh_forward(x):
-    """Hyperbolic tangent."""
-    return activation_forward(TANH, x)
-
-
-def tanh_backward(y, dy):
-    """``dx = dy * (1 - y**2)``."""
-    return activation_backward(TANH, y, dy)
-
-
-def relu_forward(x):
-    """``max(x, 0)``."""
-    return activation_forward(RELU, x)
-
-
-def relu_backward(y, dy):
-    """``dx = dy`` where ``y > 0``, else 0."""
-    return activation_backward(RELU, y, dy)
-
-
-def leaky_relu_forward(x, slope=0.01):
-    """``x`` where ``x > 0``, else ``slope * x``."""
-    return activation_forward(LEAKY_RELU, x, slope)
-
-
-def leaky_relu_backward(y, dy, slope=0.01):
-    """``dx = dy`` where ``y > 0``, else ``slope * dy``."""
-    return activation_backward(LEAKY_RELU, y, dy, slope)
-
-
-def softmax_forward(x):
-    """Row-wise softmax, x: (B, C) -> (B, C)."""
-    return activation_forward(SOFTMAX, x)
-
-
-def softmax_backward(y, dy):
-    """``dx = y * (dy - sum(dy * y))`` per row."""
-    return activation_backward(SOFTMAX, y, dy)
-
-
-def sign_forward(x):
-    """1 where ``x > 0``, else -1."""
-    return activation_forward(SIGN, x)
-
-
 # --------------------------------------------------------------------------- costs
 
 
@@ -300,53 +233,19 @@ def _cost(code, pred, target, fused=False):
     return float(out_l.copy_to_host()[0]) / n, delta.copy_to_host()
 
 
-def mse_value(pred, target):
-    """``J = 1/(2N) * sum_n ||pred_n - target_n||^2``; (N, K) -> float."""
-    return _cost(MSE, pred, target)[0]
-
-
-def mse_grad(pred, target):
-    """``(pred - target) / N``."""
-    return _cost(MSE, pred, target)[1]
-
-
-def cross_entropy_value(scores, target):
-    """Softmax cross-entropy on raw scores; target: labels (N,) or one-hot (N, C)."""
-    return _cost(CROSS_ENTROPY, scores, target)[0]
-
-
-def cross_entropy_grad(scores, target):
-    """``(softmax(scores) - t) / N``."""
-    return _cost(CROSS_ENTROPY, scores, target)[1]
-
-
-def bce_value(prob, target):
-    """Binary cross-entropy on probabilities, clipped to [eps, 1 - eps]."""
-    return _cost(BCE, prob, target)[0]
-
-
-def bce_grad(prob, target):
-    """``(p - t) / (p (1 - p)) / N`` with p clipped."""
-    return _cost(BCE, prob, target)[1]
-
-
-def bce_sigmoid_delta(prob, target):
-    """BCE gradient through the sigmoid that made ``prob``: ``(p - t) / N``."""
-    return _cost(BCE, prob, target, fused=True)[1]
-
-
-def cost_value(code, pred, target):
-    """Dispatch a cost's value by its integer code."""
-    if code not in (MSE, CROSS_ENTROPY, BCE):
-        raise ValueError(f"unknown cost code {code}")
+def _value(code, pred, target):
+    _check_cost(code)
     return _cost(code, pred, target)[0]
 
 
-def cost_grad(code, pred, target):
-    """Dispatch a cost's gradient by its integer code."""
+def _delta(code, pred, target, fused):
+    _check_cost(code)
+    return _cost(code, pred, target, fused)[1]
+
+
+def _check_cost(code):
     if code not in (MSE, CROSS_ENTROPY, BCE):
         raise ValueError(f"unknown cost code {code}")
-    return _cost(code, pred, target)[1]
 
 
 # ----------------------------------------------------------------------- optimizers
@@ -368,29 +267,13 @@ def _write_back(hosts, devs):
             d.copy_to_host(h)
 
 
-def sgd_update(params, grads, lr, weight_decay=0.0, n_decay=0):
-    """Plain SGD in place: ``p -= lr * g`` (flat (P,) vectors)."""
-    d = _inplace(params, grads)
-    launch.sgd_update(d[0], d[1], lr, weight_decay, n_decay)
-    _write_back([params], d[:1])
+def _update(code, params, grads, s1, s2, hp, n_decay):
+    """One flat optimizer step in place (the generic kernel of the named updates)."""
+    states = [a for a in (s1, s2) if a is not None]
+    d = _inplace(params, grads, *states)
+    s1d, s2d = (d[2:] + [None, None])[:2]  # s2 is never used without s1
+    launch.update(code, d[0], d[1], s1d, s2d, hp, n_decay)
+    _write_back([params, *states], [d[0], *d[2:]])
 
 
-def momentum_update(params, grads, velocity, lr, momentum, weight_decay=0.0, n_decay=0):
-    """Seed 003's momentum in place: ``v = momentum * v - lr * g``; ``p += v``."""
-    d = _inplace(params, grads, velocity)
-    launch.momentum_update(d[0], d[1], d[2], lr, momentum, weight_decay, n_decay)
-    _write_back([params, velocity], [d[0], d[2]])
-
-
-def nesterov_update(params, grads, velocity, lr, momentum, weight_decay=0.0, n_decay=0):
-    """Nesterov momentum in place: ``v = momentum * v - lr * g``; ``p += momentum * v - lr * g``."""
-    d = _inplace(params, grads, velocity)
-    launch.nesterov_update(d[0], d[1], d[2], lr, momentum, weight_decay, n_decay)
-    _write_back([params, velocity], [d[0], d[2]])
-
-
-def adam_update(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay=0.0, n_decay=0):
-    """Adam in place for step ``t >= 1`` (PyTorch's placement of eps)."""
-    d = _inplace(params, grads, m, v)
-    launch.adam_update(d[0], d[1], d[2], d[3], t, lr, beta1, beta2, eps, weight_decay, n_decay)
-    _write_back([params, m, v], [d[0], d[2], d[3]])
+globals().update(named_ops(activation_forward, activation_backward, _value, _delta, _update))

@@ -17,8 +17,9 @@ import math
 import numpy as np
 from numba import cuda, float64, from_dtype, int64
 
-from fastnn.kernels.reference import (
-    BCE, CROSS_ENTROPY, IDENTITY, LEAKY_RELU, MSE, RELU, SIGMOID, SIGN, TANH)
+from fastnn.kernels.cuda.jit import device_function, kernel
+from fastnn.kernels.layout import (
+    BCE, CROSS_ENTROPY, IDENTITY, LEAKY_RELU, MSE, OPT_ADAM, OPT_NESTEROV, OPT_SGD, RELU, SIGMOID, SIGN, TANH)
 
 #: Kernel signatures for the PTX compile check; ``{T}`` is replaced by float32/float64.
 SIGNATURES = {
@@ -34,10 +35,8 @@ SIGNATURES = {
     "reduce_k": "void(float64[::1], int64[::1], float64[::1], int64[::1], int64, int64)",
     "colsum_k": "void({T}[::1], {T}[:, ::1])",
     "gather_k": "void({T}[:, ::1], {T}[:, ::1], int64[::1], int64, int64)",
-    "sgd_k": "void({T}[::1], {T}[::1], {T}, {T}, int64)",
-    "momentum_k": "void({T}[::1], {T}[::1], {T}[::1], {T}, {T}, {T}, int64)",
-    "nesterov_k": "void({T}[::1], {T}[::1], {T}[::1], {T}, {T}, {T}, int64)",
-    "adam_k": "void({T}[::1], {T}[::1], {T}[::1], {T}[::1], {T}, {T}, {T}, {T}, {T}, {T}, {T}, {T}, {T}, int64)",
+    "update_k": ("void(int64, {T}[::1], {T}[::1], {T}[::1], {T}[::1], {T}, {T}, {T}, {T}, {T}, {T}, {T}, {T}, "
+                 "{T}, {T}, int64)"),
 }
 
 
@@ -62,7 +61,7 @@ def build(dtype, tile, wpt, tpb, fastmath=False):
     EPS = DT(np.finfo(DT).eps)
     ONE_M_EPS = DT(1 - np.finfo(DT).eps)
     T, W = tile, wpt
-    device = cuda.jit(device=True, fastmath=fastmath)
+    device = device_function(fastmath)
     BM = T * W  # side of the block's output tile
     TP1, BMP1 = T + 1, BM + 1  # padded shared-tile widths (shapes must be constants)
     TPB = tpb
@@ -329,53 +328,38 @@ def build(dtype, tile, wpt, tpb, fastmath=False):
             xb[r, c] = X[order[start + r], c]
 
     # ----------------------------------------------------------------- optimizers
-    # Weight decay g + wd * p applies to the first n_decay entries (the weights).
-    def sgd_k(p, g, lr, wd, n_decay):
+    def update_k(code, p, g, s1, s2, lr, wd, mom, c1, c2, eps, b1, b2, h1, h2, n_decay):
+        # One step of optimizer ``code`` (layout.OPT_*), in place; the scalars are the
+        # hp vector's slots (kernels/layout.py). Weight decay g + wd * p applies to the
+        # first n_decay entries (the weights). The code is the same for every thread, so
+        # the branches never diverge. Formulas and their order are the reference's.
         for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
             gi = g[i]
             if i < n_decay:
                 gi = gi + wd * p[i]
-            p[i] = p[i] - lr * gi
-
-    def momentum_k(p, g, v, lr, mom, wd, n_decay):
-        # v = mom * v - lr * g; p += v  (seed 003)
-        for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
-            gi = g[i]
-            if i < n_decay:
-                gi = gi + wd * p[i]
-            vi = v[i] * mom
-            vi = vi - lr * gi
-            v[i] = vi
-            p[i] = p[i] + vi
-
-    def nesterov_k(p, g, v, lr, mom, wd, n_decay):
-        # v = mom * v - lr * g; p += mom * v - lr * g
-        for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
-            gi = g[i]
-            if i < n_decay:
-                gi = gi + wd * p[i]
-            vi = v[i] * mom
-            vi = vi - lr * gi
-            v[i] = vi
-            p[i] = p[i] + (mom * vi - lr * gi)
-
-    def adam_k(p, g, m, v, lr, b1, omb1, b2, omb2, c1, c2, eps, wd, n_decay):
-        # m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr * (m/c1) / (sqrt(v/c2) + eps)
-        # with c1 = 1 - b1^t, c2 = 1 - b2^t computed on the host (t is host state).
-        for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
-            gi = g[i]
-            if i < n_decay:
-                gi = gi + wd * p[i]
-            mi = m[i] * b1
-            mi = mi + omb1 * gi
-            vi = v[i] * b2
-            vi = vi + omb2 * gi * gi
-            m[i] = mi
-            v[i] = vi
-            p[i] = p[i] - lr * (mi / c1) / (math.sqrt(vi / c2) + eps)
+            if code == OPT_SGD:
+                p[i] = p[i] - lr * gi
+            elif code == OPT_ADAM:
+                # m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr (m/h1) / (sqrt(v/h2) + eps)
+                mi = s1[i] * b1
+                mi = mi + c1 * gi
+                vi = s2[i] * b2
+                vi = vi + c2 * gi * gi
+                s1[i] = mi
+                s2[i] = vi
+                p[i] = p[i] - lr * (mi / h1) / (math.sqrt(vi / h2) + eps)
+            else:
+                # v = mom v - lr g; p += v (seed 003), or p += mom v - lr g (Nesterov)
+                vi = s1[i] * mom
+                vi = vi - lr * gi
+                s1[i] = vi
+                if code == OPT_NESTEROV:
+                    p[i] = p[i] + (mom * vi - lr * gi)
+                else:
+                    p[i] = p[i] + vi
 
     for f in (act_fwd_k, act_bwd_k, softmax_fwd_k, softmax_bwd_k, cost_rows_k, reduce_k,
-              colsum_k, gather_k, sgd_k, momentum_k, nesterov_k, adam_k):
+              colsum_k, gather_k, update_k):
         pyfuncs[f.__name__] = f
-    kernels = {name: cuda.jit(fastmath=fastmath)(f) for name, f in pyfuncs.items()}
+    kernels = {name: kernel(f, fastmath) for name, f in pyfuncs.items()}
     return kernels, pyfuncs

@@ -9,7 +9,7 @@ host-array API with the reference's names is in ``fastnn.kernels.cuda``.
 import numpy as np
 from numba import cuda
 
-from fastnn.kernels.reference import IDENTITY, SOFTMAX
+from fastnn.kernels.layout import IDENTITY, N_HP, SOFTMAX
 
 from . import config
 from ._kernels import build
@@ -157,42 +157,18 @@ def gather_rows(xb, X, order, start, n_rows, stream=0):
         kernels(X.dtype)["gather_k"][blocks, tpb, stream](xb, X, order, int(start), int(n_rows))
 
 
-def sgd_update(params, grads, lr, weight_decay=0.0, n_decay=0, stream=0):
-    """In place on flat device vectors: p -= lr * (g + wd * p[:n_decay])."""
+def update(code, params, grads, s1, s2, hp, n_decay, stream=0):
+    """One step of optimizer ``code`` in place on flat device vectors (``update_k``).
+
+    ``hp`` is the host hyper-parameter vector in :mod:`fastnn.kernels.layout`'s order
+    (Adam's bias corrections already in it: the step count is host state); ``s1``/``s2``
+    are the state buffers (any 1-element device array when unused).
+    """
     n = params.shape[0]
     if n:
         dt = params.dtype.type
         blocks, tpb = _grid1(n)
-        kernels(params.dtype)["sgd_k"][blocks, tpb, stream](params, grads, dt(lr), dt(weight_decay), int(n_decay))
-
-
-def momentum_update(params, grads, velocity, lr, momentum, weight_decay=0.0, n_decay=0, stream=0):
-    """In place: v = momentum * v - lr * g; p += v."""
-    n = params.shape[0]
-    if n:
-        dt = params.dtype.type
-        blocks, tpb = _grid1(n)
-        kernels(params.dtype)["momentum_k"][blocks, tpb, stream](
-            params, grads, velocity, dt(lr), dt(momentum), dt(weight_decay), int(n_decay))
-
-
-def nesterov_update(params, grads, velocity, lr, momentum, weight_decay=0.0, n_decay=0, stream=0):
-    """In place: v = momentum * v - lr * g; p += momentum * v - lr * g."""
-    n = params.shape[0]
-    if n:
-        dt = params.dtype.type
-        blocks, tpb = _grid1(n)
-        kernels(params.dtype)["nesterov_k"][blocks, tpb, stream](
-            params, grads, velocity, dt(lr), dt(momentum), dt(weight_decay), int(n_decay))
-
-
-def adam_update(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay=0.0, n_decay=0, stream=0):
-    """In place, step ``t >= 1``; the bias corrections 1 - beta^t are computed here on
-    the host (t is host state), as the reference computes them."""
-    n = params.shape[0]
-    if n:
-        dt = params.dtype.type
-        blocks, tpb = _grid1(n)
-        kernels(params.dtype)["adam_k"][blocks, tpb, stream](
-            params, grads, m, v, dt(lr), dt(beta1), dt(1 - beta1), dt(beta2), dt(1 - beta2),
-            dt(1 - beta1 ** t), dt(1 - beta2 ** t), dt(eps), dt(weight_decay), int(n_decay))
+        d1 = dummies(params.dtype)[0]
+        kernels(params.dtype)["update_k"][blocks, tpb, stream](
+            int(code), params, grads, d1 if s1 is None else s1, d1 if s2 is None else s2,
+            *(dt(hp[k]) for k in range(N_HP)), int(n_decay))

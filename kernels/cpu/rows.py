@@ -1,58 +1,15 @@
-"""Compile settings and the small per-row helpers shared by the CPU kernels.
+"""Per-row helpers shared by every CPU kernel: activations, costs, correct counts.
 
-Every compiled function in ``kernels/cpu`` is made with :func:`jit` or
-:func:`pjit`, so fastmath and caching are set in one place
-(:mod:`fastnn.config`). Helpers work on one row (a 1-D array) in place, so the
-per-op kernels and the fused training loops share exactly the same arithmetic.
-
-Scalars enter compiled code as float64 and integer codes as int64, whatever the
-caller passed, so each kernel compiles once per array dtype (float32, float64).
+Each works on one row (a 1-D array) in place, so the per-op kernels (:mod:`.ops`) and
+the epoch loops (``epoch_*.py``) do exactly the same arithmetic.
 """
 
 import math
 
 import numpy as np
-from numba import njit, prange
 
-from fastnn import config
-
-# Activation and cost codes (same numbers as the reference; -1 = no activation).
-from fastnn.kernels.reference import (  # noqa: F401
-    BCE, CROSS_ENTROPY, IDENTITY, LEAKY_RELU, MSE, RELU, SIGMOID, SIGN, SOFTMAX, TANH)
-
-NO_ACT = -1
-# Optimizer codes of the flat update kernel.
-OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV, OPT_ADAM = range(4)
-
-
-def _njit(fn, opts):
-    try:
-        return njit(**opts)(fn)
-    except RuntimeError:
-        # Numba raises "cannot cache function ...: no locator available" when no
-        # cache directory is writable (a read-only install with an unwritable
-        # home and NUMBA_CACHE_DIR). Compiling on every run still works.
-        if not opts.get("cache"):
-            raise
-        return njit(**dict(opts, cache=False))(fn)
-
-
-def jit(fn=None, **kw):
-    """``@njit`` with fastnn's fastmath and cache settings.
-
-    Cached (``cache=True``) in ``__pycache__`` beside the source, else in Numba's
-    user-wide cache directory or ``NUMBA_CACHE_DIR``; uncached when none is writable.
-    """
-    opts = dict(cache=config.CACHE, fastmath=config.FASTMATH, error_model="numpy")
-    opts.update(kw)
-    if fn is None:
-        return lambda f: _njit(f, opts)
-    return _njit(fn, opts)
-
-
-def pjit(fn):
-    """``@njit(parallel=True)`` with fastnn's settings (``prange`` loops run on threads)."""
-    return jit(fn, parallel=True)
+from fastnn.kernels.cpu.jit import jit
+from fastnn.kernels.layout import BCE, CROSS_ENTROPY, LEAKY_RELU, MSE, RELU, SIGMOID, SIGN, SOFTMAX, TANH
 
 
 # ------------------------------------------------------------------ activation rows
@@ -223,12 +180,14 @@ def correct_row(code, p, t_row, label):
 
 
 @jit
-def loss_and_delta_rows(cost, P, D, T, labels, use_int, has_acc, rows, B, eps, fused_last):
+def loss_and_delta_rows(data, P, D, rows, B):
     """Batch loss (summed over samples), correct count, and dJ/dP written into ``D``.
 
     P, D: (B, K) views of the last layer's outputs and deltas; ``rows[n]`` is the
-    training-set index of batch row n (targets are read through it).
+    training-set index of batch row n (the targets in ``data``, a
+    :class:`~fastnn.kernels.layout.Data`, are read through it).
     """
+    cost, T, labels, use_int, eps = data.cost, data.T, data.labels, data.use_int, data.eps
     loss = 0.0
     correct = 0
     for n in range(B):
@@ -236,92 +195,7 @@ def loss_and_delta_rows(cost, P, D, T, labels, use_int, has_acc, rows, B, eps, f
         lab = labels[r] if use_int else -1
         trow = T[0] if use_int else T[r]
         loss += cost_row(cost, P[n], trow, lab, eps)
-        if has_acc:
+        if data.has_acc:
             correct += correct_row(cost, P[n], trow, labels[r] if cost != BCE else -1)
-        cost_grad_row(cost, D[n], P[n], trow, lab, B, eps, fused_last)
+        cost_grad_row(cost, D[n], P[n], trow, lab, B, eps, data.fused_last)
     return loss, correct
-
-
-# --------------------------------------------------------------------- optimizers
-
-
-@jit
-def _update_seg(opt, p, g, s1, s2, hp, k0, k1, decay):
-    # One branch-free loop per case so that LLVM vectorises it (a per-element
-    # ``if opt == ...`` costs ~3x on the 200k-parameter updates).
-    lr, wd, mom = hp[0], hp[1], hp[2]
-    if opt == OPT_SGD:
-        if decay:
-            for k in range(k0, k1):
-                p[k] -= lr * (g[k] + wd * p[k])
-        else:
-            for k in range(k0, k1):
-                p[k] -= lr * g[k]
-    elif opt == OPT_MOMENTUM or opt == OPT_NESTEROV:
-        nest = opt == OPT_NESTEROV
-        for k in range(k0, k1):
-            gk = g[k] + wd * p[k] if decay else g[k]
-            v = s1[k] * mom
-            v = v - lr * gk
-            s1[k] = v
-            if nest:
-                p[k] += mom * v - lr * gk
-            else:
-                p[k] += v
-    else:
-        c1, c2, eps, b1, b2, h1, h2 = hp[3], hp[4], hp[5], hp[6], hp[7], hp[8], hp[9]
-        for k in range(k0, k1):
-            gk = g[k] + wd * p[k] if decay else g[k]
-            m = s1[k] * b1
-            m = m + c1 * gk
-            s1[k] = m
-            v = s2[k] * b2
-            v = v + c2 * gk * gk
-            s2[k] = v
-            p[k] -= lr * (m / h1) / (np.sqrt(v / h2) + eps)
-
-
-@jit
-def update_range(opt, p, g, s1, s2, hp, k0, k1, n_decay):
-    """One optimizer step on entries ``k0 <= k < k1`` of the flat buffers, in place.
-
-    ``hp`` (in the parameters' dtype, as the reference casts its scalars):
-    ``[lr, weight_decay, momentum, 1-beta1, 1-beta2, eps, beta1, beta2, 1-beta1^t, 1-beta2^t]``.
-    The formulas and their order of operations are the reference's
-    (``reference.sgd_update`` etc.): ``g = grad + wd * p`` on the first ``n_decay``.
-    """
-    kd = min(max(n_decay, k0), k1)
-    _update_seg(opt, p, g, s1, s2, hp, k0, kd, hp[1] != 0)
-    _update_seg(opt, p, g, s1, s2, hp, kd, k1, False)
-
-
-_UPDATE_BLOCK = 16384
-
-
-@pjit
-def update_par(opt, p, g, s1, s2, hp, n_decay):
-    """:func:`update_range` over the whole buffer, in blocks spread over the threads."""
-    n = p.shape[0]
-    nb = (n + _UPDATE_BLOCK - 1) // _UPDATE_BLOCK
-    for b in prange(nb):
-        update_range(opt, p, g, s1, s2, hp, b * _UPDATE_BLOCK, min(n, (b + 1) * _UPDATE_BLOCK), n_decay)
-
-
-@jit
-def update_flat(opt, p, g, s1, s2, hp, n_decay, parallel):
-    """One optimizer step on the whole flat buffer; threads when ``parallel`` and it is big."""
-    if parallel and p.shape[0] >= 4 * _UPDATE_BLOCK:
-        update_par(opt, p, g, s1, s2, hp, n_decay)
-    else:
-        update_range(opt, p, g, s1, s2, hp, 0, p.shape[0], n_decay)
-
-
-def fill_hp(hp, opt, t):
-    """Fill ``hp`` (dtype array of 10) for optimizer ``opt`` at step ``t`` (Python side)."""
-    lr, wd = opt.lr, opt.weight_decay
-    mom = getattr(opt, "momentum", 0.0)
-    b1, b2, eps = getattr(opt, "beta1", 0.0), getattr(opt, "beta2", 0.0), getattr(opt, "eps", 1.0)
-    hp[:] = [lr, wd, mom, 1 - b1, 1 - b2, eps, b1, b2,
-             (1 - b1 ** t) if t else 1.0, (1 - b2 ** t) if t else 1.0]
-    return hp
-

@@ -1,0 +1,154 @@
+"""The ``"cuda"`` backend: training and inference on an NVIDIA GPU with numba.cuda.
+
+For a plain MLP ((Linear [activation])*, see :func:`fastnn.backends.plan.fusable`)
+with a built-in cost and optimizer, :class:`CudaRunner` keeps everything on the
+device for the whole ``fit``: the flat parameter and gradient buffers, the
+optimizer state, the training inputs and targets, and one set of per-layer batch
+buffers. Each epoch the Trainer's sample order (host int64) is uploaded once and
+batches are gathered by index on the device. A batch is a handful of kernel
+launches (:mod:`fastnn.kernels.cuda.epoch`: gather, a fused matmul+bias+activation
+per layer, a per-row cost kernel, weight/input-gradient matmuls with the activation
+backward fused in, bias column sums, the optimizer update) with no host transfer; each
+``run`` call ends with one reduction of the per-row losses and correct counts, read
+back once.
+
+Other networks, costs or optimizers fall back to the Python batch loop, which
+still runs every op on the GPU through the host launchers of ``fastnn.kernels.cuda``
+(with a copy in and out per op).
+
+Under numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) the backend works when
+asked for by name, which is how the tests run without a GPU, but ``"auto"`` never
+picks it (:attr:`CudaOps.auto_select`).
+"""
+
+import importlib.util
+
+import numpy as np
+
+from fastnn.backends import plan as _plan
+from fastnn.backends.numpy import Ops
+from fastnn.kernels import reference
+
+
+def _simulated():
+    from numba import config
+
+    return bool(getattr(config, "ENABLE_CUDASIM", 0))
+
+
+class CudaRunner:
+    """Whole-``fit`` device state; each ``run`` is one call of ``kernels/cuda/epoch.train``."""
+
+    def __init__(self, net, cost, optimizer, X, targets, batch_size):
+        from numba import cuda
+
+        from fastnn.kernels.cuda import epoch
+
+        self.cuda, self.epoch = cuda, epoch
+        self.net, self.optimizer, self.batch_size = net, optimizer, batch_size
+        n, dt = len(X), net.dtype
+        self.n_batches = -(-n // batch_size)
+        self.plan = p = _plan.Plan(net, cost, optimizer, targets, batch_size, transposed=False)
+        # -- parameters, gradients, optimizer state: uploaded once per fit
+        self.d_params = cuda.to_device(net.params)
+        self.d_grads = cuda.to_device(net.grads)
+        self.state = {name: cuda.to_device(getattr(optimizer, name)) for name in optimizer.state_names()}
+        self.dev = epoch.State(p.model(self.d_params, self.d_grads, None), n, min(batch_size, n))
+        # -- data: inputs, dense targets (CE labels one-hot), labels for argmax accuracy
+        T = p.T
+        if p.use_int:  # CE integer labels: one-hot gives the same loss and gradient
+            T = np.zeros((n, net.outsize), dt)
+            T[np.arange(n), p.labels] = 1
+        labels = p.labels if (p.has_acc and p.cost_code != reference.BCE) else np.zeros(1, np.int64)
+        self.data = p.data(cuda.to_device(X), cuda.to_device(np.ascontiguousarray(T, dtype=dt)),
+                           cuda.to_device(np.ascontiguousarray(labels, dtype=np.int64)))
+        self._order_src = None
+        self._order = None
+
+    def run(self, order, b0, b1):
+        """Train batches ``b0 <= b < b1`` of ``order`` (see :meth:`fastnn.backends.numpy.Ops.make_runner`)."""
+        if order is not self._order_src:  # a new epoch: upload its order once
+            self._order = self.cuda.to_device(np.ascontiguousarray(order, dtype=np.int64))
+            self._order_src = order
+        s = list(self.state.values())
+        opt = self.plan.optim(self.optimizer, *(s + [None, None])[:2])
+        loss, correct, t = self.epoch.train(self.dev, opt, self.data, self._order, b0, b1, self.batch_size,
+                                            self.optimizer.t)
+        self.optimizer.t = t
+        return loss, correct
+
+    def finish(self):
+        """Copy parameters, gradients and optimizer state back into the host objects (in place)."""
+        self.d_params.copy_to_host(self.net.params)
+        self.d_grads.copy_to_host(self.net.grads)
+        for name, d in self.state.items():
+            d.copy_to_host(getattr(self.optimizer, name))
+
+
+class CudaOps(Ops):
+    """numba.cuda kernels (``fastnn.kernels.cuda``) in front of the NumPy reference."""
+
+    name = "cuda"
+    kernel_modules = (reference,)  # the CUDA module is put in front in __init__
+    predict_batch_size = 8192
+
+    @classmethod
+    def unavailable_reason(cls):
+        """None when the backend can run here, else a sentence saying why not."""
+        if importlib.util.find_spec("numba_cuda") is None:
+            return ("the numba-cuda package is not installed; install it with "
+                    "pip install 'fastnn-numba[cuda]' (it needs an NVIDIA GPU and driver)")
+        try:
+            from numba import cuda
+        except Exception as exc:  # pragma: no cover - broken installs
+            return f"numba.cuda failed to import ({type(exc).__name__}: {exc})"
+        if _simulated():
+            return None
+        try:
+            ok = cuda.is_available()
+        except Exception:  # pragma: no cover - driver errors
+            ok = False
+        if not ok:
+            return ("no usable NVIDIA GPU was found (numba.cuda.is_available() is False: no GPU "
+                    "or no NVIDIA driver); use backend='numba' for the CPU, or set "
+                    "NUMBA_ENABLE_CUDASIM=1 before importing numba to run the CUDA kernels in "
+                    "numba's (slow) simulator")
+        return None
+
+    def __init__(self):
+        from fastnn.kernels import cuda as kcuda
+
+        type(self).kernel_modules = (kcuda, reference)
+        self.simulated = _simulated()
+
+    @property
+    def auto_select(self):
+        """Whether ``backend="auto"`` may pick this backend: only on a real GPU."""
+        return not self.simulated
+
+    def make_runner(self, net, cost, optimizer, X, targets, batch_size):
+        """A :class:`CudaRunner` (device-resident) for plain MLPs, else None (the Python loop)."""
+        if _plan.fusable(net, cost, optimizer):
+            return CudaRunner(net, cost, optimizer, X, targets, batch_size)
+        return None
+
+    def predict(self, net, X, batch_size=None):
+        """Forward ``X`` (N, insize) on the device in batches -> (N, outsize) on the host."""
+        if not _plan.is_plain_mlp(net) or len(X) == 0:
+            return super().predict(net, X, batch_size)
+        from numba import cuda
+
+        from fastnn.kernels.cuda import epoch
+
+        n, dt = len(X), net.dtype
+        bs = min(batch_size or self.predict_batch_size, n)
+        spec, slopes, _ = _plan.layer_table(net, 0, transposed=False)
+        layers = epoch.device_layers(_plan.layout.Model(cuda.to_device(net.params), None, spec, slopes, None))
+        bufs = [cuda.device_array((bs, L.outsize), dt) for L in layers]
+        out = np.empty((n, net.outsize), dt)
+        for s in range(0, n, bs):
+            nb = min(bs, n - s)
+            xd = cuda.to_device(np.ascontiguousarray(X[s:s + nb], dtype=dt))
+            y = epoch.forward(layers, xd, [a[:nb] for a in bufs])
+            y.copy_to_host(out[s:s + nb])
+        return out

@@ -1,0 +1,146 @@
+"""Training epochs on the GPU: the per-batch launch sequence, with no host transfer.
+
+:func:`train` runs batches ``b0 <= b < b1`` of a sample order like the CPU's
+``kernels/cpu/epoch_*.train``: per batch it gathers the rows by index, runs a fused
+matmul + bias + activation per layer, a per-row cost kernel (loss, correct count and
+the output delta), the weight and input gradients with the activation backward fused
+in, the bias sums, and one optimizer update. The losses and correct counts stay on the
+device, one entry per sample, and are reduced once per call.
+
+The network comes as a :class:`fastnn.kernels.layout.Model` whose ``params`` and
+``grads`` are device arrays; :class:`State` holds the device views of each layer's
+tensors (from the layer table) and the batch buffers, made once per ``fit``.
+"""
+
+import numpy as np
+from numba import cuda
+
+from fastnn.kernels.cuda import launch
+from fastnn.kernels.layout import (
+    ACT, BCE, BOFF, IDENTITY, NIN, NO_ACT, NOUT, OPT_ADAM, SOFTMAX, WOFF, refresh_bias_corrections)
+
+
+class DeviceLayer:
+    """One Linear and the activation after it: device views of W, b, dW, db (b, db None without bias)."""
+
+    def __init__(self, spec_row, slope, d_params, d_grads):
+        nin, nout = int(spec_row[NIN]), int(spec_row[NOUT])
+        self.insize, self.outsize = nin, nout
+        act = int(spec_row[ACT])
+        self.code = IDENTITY if act == NO_ACT else act
+        self.slope = float(slope)
+        self.has_act = self.code != IDENTITY
+        wo, bo = int(spec_row[WOFF]), int(spec_row[BOFF])
+        self.W = d_params[wo:wo + nin * nout].reshape(nin, nout)
+        self.dW = None if d_grads is None else d_grads[wo:wo + nin * nout].reshape(nin, nout)
+        self.b = None if bo < 0 else d_params[bo:bo + nout]
+        self.db = None if (bo < 0 or d_grads is None) else d_grads[bo:bo + nout]
+
+
+def device_layers(model):
+    """The :class:`DeviceLayer` of every row of ``model.spec`` (``model.grads`` may be None)."""
+    return [DeviceLayer(model.spec[l], model.slopes[l], model.params, model.grads)
+            for l in range(model.spec.shape[0])]
+
+
+def forward(layers, x, outs):
+    """x (B, in) device -> outs[i] (B, out_i) = each layer's activation output; returns the last."""
+    for L, y in zip(layers, outs):
+        launch.linear_forward(y, x, L.W, L.b, L.code, L.slope)
+        x = y
+    return x
+
+
+class State:
+    """Device buffers of one ``fit``: layer views and batch buffers for batches of up to ``cap`` rows.
+
+    Parameters
+    ----------
+    model : Model with device ``params``/``grads``
+    n : int
+        Samples in the training set (one loss and correct count each).
+    cap : int
+        Rows of the largest batch.
+    """
+
+    def __init__(self, model, n, cap):
+        dt = model.params.dtype
+        self.layers = device_layers(model)
+        self.model = model
+        self.xb = cuda.device_array((cap, self.layers[0].insize), dt)
+        self.acts = [cuda.device_array((cap, L.outsize), dt) for L in self.layers]
+        self.deltas = [cuda.device_array((cap, L.outsize), dt) for L in self.layers]
+        # scratch for softmax backward (not fusable into a matmul epilogue)
+        self.tmps = [cuda.device_array((cap, L.outsize), dt) if L.code == SOFTMAX else None
+                     for L in self.layers]
+        self.rowloss = cuda.device_array(max(n, 1), np.float64)
+        self.rowcorrect = cuda.device_array(max(n, 1), np.int64)
+        self.out_loss = cuda.device_array(1, np.float64)
+        self.out_correct = cuda.device_array(1, np.int64)
+        self._views = {}
+
+    def views(self, nb):
+        """Row slices [:nb] of the batch buffers (cached: only two sizes per fit)."""
+        v = self._views.get(nb)
+        if v is None:
+            cut = (lambda a: None if a is None else a[:nb])
+            v = (self.xb[:nb], [cut(a) for a in self.acts], [cut(a) for a in self.deltas],
+                 [cut(a) for a in self.tmps])
+            self._views[nb] = v
+        return v
+
+
+def _backward(layers, xb, acts, deltas, tmps):
+    """Weight, bias and input gradients of every layer, from the output delta in deltas[-1]."""
+    for i in range(len(layers) - 1, -1, -1):
+        L, dz = layers[i], deltas[i]
+        launch.linear_backward_weight(L.dW, xb if i == 0 else acts[i - 1], dz)
+        if L.db is not None:
+            launch.linear_backward_bias(L.db, dz)
+        if i > 0:  # never the first layer's input gradient
+            P = layers[i - 1]
+            if P.code == SOFTMAX:
+                launch.linear_backward_input(tmps[i - 1], dz, L.W)
+                launch.softmax_backward(deltas[i - 1], acts[i - 1], tmps[i - 1])
+            else:
+                launch.linear_backward_input(deltas[i - 1], dz, L.W, y_prev=acts[i - 1],
+                                             dact=P.code if P.has_act else -1, slope=P.slope)
+
+
+def train(state, opt, data, order, b0, b1, bs, t0):
+    """Train batches ``b0 <= b < b1`` of ``order`` (device int64); returns (loss_sum, correct, t).
+
+    opt: a :class:`~fastnn.kernels.layout.Optim` with device state buffers and the host
+    ``hp`` (Adam's bias corrections are refreshed in it per step); data: a
+    :class:`~fastnn.kernels.layout.Data` with device ``X`` (N, F), dense float targets
+    ``T`` (N, K) and ``labels`` (N,) int64 for argmax accuracy. Loss and correct count
+    are measured on each batch's forward pass before its update.
+    """
+    layers, n = state.layers, data.X.shape[0]
+    p, g = state.model.params, state.model.grads
+    last = layers[-1]
+    fused = data.fused_last
+    last_softmax = (not fused) and last.code == SOFTMAX
+    dact_last = last.code if (last.has_act and not fused and not last_softmax) else -1
+    acc_mode = 0 if not data.has_acc else (2 if data.cost == BCE else 1)
+    t = t0
+    for b in range(b0, b1):
+        start = b * bs
+        nb = min(bs, n - start)
+        xb, acts, deltas, tmps = state.views(nb)
+        launch.gather_rows(xb, data.X, order, start, nb)
+        forward(layers, xb, acts)
+        # dJ/d(last pre-activation) (or dJ/dpred before a softmax), plus per-row loss
+        launch.cost_rows(tmps[-1] if last_softmax else deltas[-1], state.rowloss, state.rowcorrect,
+                         acts[-1], data.T, data.labels, order, start, nb, nb, data.cost, fused=fused,
+                         dact=dact_last, slope=last.slope, acc_mode=acc_mode)
+        if last_softmax:
+            launch.softmax_backward(deltas[-1], acts[-1], tmps[-1])
+        _backward(layers, xb, acts, deltas, tmps)
+        t += 1
+        if opt.code == OPT_ADAM:
+            refresh_bias_corrections(opt.hp, opt.beta1, opt.beta2, t)
+        launch.update(opt.code, p, g, opt.s1, opt.s2, opt.hp, opt.n_decay)
+    lo, hi = b0 * bs, min(n, b1 * bs)
+    launch.reduce_rows(state.out_loss, state.out_correct, state.rowloss, state.rowcorrect, lo, hi)
+    return float(state.out_loss.copy_to_host()[0]), int(state.out_correct.copy_to_host()[0]), t

@@ -1,0 +1,17 @@
+"""The one jit helper of the CUDA kernels: every kernel and device function in
+``kernels/cuda`` is compiled through these two functions, so the compile options
+(fastmath, from :mod:`.config`) are set in one place; ``tests/test_layering.py``
+keeps it that way.
+"""
+
+from numba import cuda
+
+
+def kernel(fn, fastmath):
+    """A ``cuda.jit`` kernel of ``fn`` (compiled lazily at its first launch)."""
+    return cuda.jit(fastmath=fastmath)(fn)
+
+
+def device_function(fastmath):
+    """A decorator making ``cuda.jit(device=True)`` functions with these options."""
+    return cuda.jit(device=True, fastmath=fastmath)
