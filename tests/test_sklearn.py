@@ -364,6 +364,96 @@ def test_clone_pickle_and_continue_training():
     np.testing.assert_allclose(clf.predict_proba(X[:3]), 0.1)
 
 
+# A pickle made by the code before fastnn.sklearn became a package (one module, fastnn/sklearn.py),
+# with pickle protocol 2:
+#     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
+#     y = np.array(["no", "yes", "yes", "no"])
+#     clf = MLPClassifier(hidden_layer_sizes=(3,), learning_rate_init=0.1, max_iter=100, random_state=0,
+#                         backend="numpy").fit(X, y)
+#     base64.b64encode(pickle.dumps(clf, protocol=2))
+# and what that clf.predict_proba(X)[:, 1] returned then.
+_OLD_PICKLE_B64 = (
+    "gAJjZmFzdG5uLnNrbGVhcm4KTUxQQ2xhc3NpZmllcgpxACmBcQF9cQIoWBIAAABoaWRkZW5fbGF5ZXJfc2l6ZXNxA0sDhXEE"
+    "WAoAAABhY3RpdmF0aW9ucQVYBAAAAHJlbHVxBlgGAAAAc29sdmVycQdYBAAAAGFkYW1xCFgFAAAAYWxwaGFxCUc/Gjbi6xxD"
+    "LVgKAAAAYmF0Y2hfc2l6ZXEKWAQAAABhdXRvcQtYDQAAAGxlYXJuaW5nX3JhdGVxDFgIAAAAY29uc3RhbnRxDVgSAAAAbGVh"
+    "cm5pbmdfcmF0ZV9pbml0cQ5HP7mZmZmZmZpYBwAAAHBvd2VyX3RxD0c/4AAAAAAAAFgIAAAAbWF4X2l0ZXJxEEtkWAcAAABz"
+    "aHVmZmxlcRGIWAwAAAByYW5kb21fc3RhdGVxEksAWAMAAAB0b2xxE0c/Gjbi6xxDLVgHAAAAdmVyYm9zZXEUiVgKAAAAd2Fy"
+    "bV9zdGFydHEViVgIAAAAbW9tZW50dW1xFkc/7MzMzMzMzVgSAAAAbmVzdGVyb3ZzX21vbWVudHVtcReIWA4AAABlYXJseV9z"
+    "dG9wcGluZ3EYiVgTAAAAdmFsaWRhdGlvbl9mcmFjdGlvbnEZRz+5mZmZmZmaWAYAAABiZXRhXzFxGkc/7MzMzMzMzVgGAAAA"
+    "YmV0YV8ycRtHP+/3ztkWhytYBwAAAGVwc2lsb25xHEc+RXmO4jCMOlgQAAAAbl9pdGVyX25vX2NoYW5nZXEdSwpYBwAAAG1h"
+    "eF9mdW5xHk2YOlgHAAAAYmFja2VuZHEfWAUAAABudW1weXEgWAUAAABkdHlwZXEhWAcAAABmbG9hdDMycSJYDgAAAG5fZmVh"
+    "dHVyZXNfaW5fcSNLAlgQAAAAX2xhYmVsX2JpbmFyaXplcnEkY3NrbGVhcm4ucHJlcHJvY2Vzc2luZy5fbGFiZWwKTGFiZWxC"
+    "aW5hcml6ZXIKcSUpgXEmfXEnKFgJAAAAbmVnX2xhYmVscShLAFgJAAAAcG9zX2xhYmVscSlLAVgNAAAAc3BhcnNlX291dHB1"
+    "dHEqiVgHAAAAeV90eXBlX3ErWAYAAABiaW5hcnlxLFgNAAAAc3BhcnNlX2lucHV0X3EtiVgIAAAAY2xhc3Nlc19xLmNudW1w"
+    "eS5fY29yZS5tdWx0aWFycmF5Cl9yZWNvbnN0cnVjdApxL2NudW1weQpuZGFycmF5CnEwSwCFcTFjX2NvZGVjcwplbmNvZGUK"
+    "cTJYAQAAAGJxM1gGAAAAbGF0aW4xcTSGcTVScTaHcTdScTgoSwFLAoVxOWNudW1weQpkdHlwZQpxOlgCAAAAVTNxO4mIh3E8"
+    "UnE9KEsDWAEAAAA8cT5OTk5LDEsESwh0cT9iiWgyWBgAAABuAAAAbwAAAAAAAAB5AAAAZQAAAHMAAABxQGg0hnFBUnFCdHFD"
+    "YlgQAAAAX3NrbGVhcm5fdmVyc2lvbnFEWAUAAAAxLjkuMXFFdWJoLmg4WAcAAABuX2l0ZXJfcUZLZFgCAAAAdF9xR02QAVgK"
+    "AAAAbl9vdXRwdXRzX3FISwFYCQAAAG5fbGF5ZXJzX3FJSwNYDwAAAG91dF9hY3RpdmF0aW9uX3FKWAgAAABsb2dpc3RpY3FL"
+    "WAYAAABjb2Vmc19xTF1xTShoL2gwSwCFcU5oNodxT1JxUChLAUsCSwOGcVFoOlgCAAAAZjRxUomIh3FTUnFUKEsDaD5OTk5K"
+    "/////0r/////SwB0cVViiWgyWB8AAAAgfV3DgDkkwoc/XlEeQEnDtXtARsOvecK/fcOdHMOAcVZoNIZxV1JxWHRxWWJoL2gw"
+    "SwCFcVpoNodxW1JxXChLAUsDSwGGcV1oVIloMlgQAAAAVMOjUEBNwrF/PsKOZcKIQHFeaDSGcV9ScWB0cWFiZVgLAAAAaW50"
+    "ZXJjZXB0c19xYl1xYyhoL2gwSwCFcWRoNodxZVJxZihLAUsDhXFnaFSJaDJYFAAAAMOefAfCv8OnwonCiMK+Mn/CtcK8cWho"
+    "NIZxaVJxanRxa2JoL2gwSwCFcWxoNodxbVJxbihLAUsBhXFvaFSJaDJYBwAAAMORLcKPw4BxcGg0hnFxUnFydHFzYmVYDAAA"
+    "AF9iZXN0X3BhcmFtc3F0aC9oMEsAhXF1aDaHcXZScXcoSwFLDYVxeGhUiWgyWEkAAABYMsONwr7CrMOMPT1iHTfCv8KtDMK7"
+    "Pmc0w43CvcOzfsKRPSt1BD/CocOzw5E9F1tcwrzDsU9rP8O7TBI/JRkZwr5gwpjCnMK/cXloNIZxelJxe3RxfGJYCwAAAGxv"
+    "c3NfY3VydmVfcX1dcX4oRz/oLFg3AMpRRz/moHQpu+QtRz/mdpX6mXXbRz/nAhLPLKJkRz/m1kAbx/8qRz/mbP1Ps7OGRz/m"
+    "PVy5Uj31Rz/mT1vDP+IBRz/mcsbDg0xzRz/mgcya5Hf3Rz/mdGYWrU9iRz/mVbACGI8YRz/mNzBMVU5IRz/mJUeXZzlyRz/m"
+    "ImPxWcRwRz/mEppADloERz/mFzvTO5MmRz/l7nFmC3sERz/lm6NNVkF6Rz/lL8VrfvkmRz/k6WOdCZPLRz/ke1Ml4ZGNRz/j"
+    "+9kmc+6/Rz/jntfciRKBRz/jGCqAmktfRz/ibFD6tD13Rz/iGUZH+jOLRz/hh90JVRh8Rz/g2mR+ArI4Rz/gcqFUQEGuRz/f"
+    "+w41Cs0LRz/fAjL0YbibRz/eBR+sd/doRz/dCfM4634/Rz/cqlFooLX1Rz/bPYREzFCbRz/aQyTz0HK4Rz/ZJ5cEzC6tRz/X"
+    "6M1bXwHpRz/Wg2Ik8mHzRz/U9rE00gkGRz/TTZ/cuCDxRz/RewS1W9rpRz/PPokU7EV8Rz/L/se+mU6ERz/IwbV879A/Rz/F"
+    "qtda71/LRz/C0XzNMYXSRz/APwj8Vc4CRz+75yYfDsgGRz+32Hh0AYO1Rz+0TU8hbfdZRz+yM20PkfQ2Rz+wZDOtGrmTRz+t"
+    "ln5chMK+Rz+qyXav6ZTkRz+oVgg2J5SoRz+mPyO2SGWsRz+kY34D5qAaRz+ixiiOMERIRz+hU5xYs0XBRz+gB37b61G0Rz+d"
+    "u3lNvfMZRz+bpUjnF3qKRz+ZxbR5SfEsRz+YT9tDxNYfRz+WnfUUArUfRz+VSQY1iUEDRz+UN3fgd910Rz+TBenA+U5xRz+S"
+    "EGkN/AtXRz+RMOzXh9c1Rz+QZP/Hu1+ZRz+PVP1H1VChRz+N/vm9PVRhRz+MxJozUVMMRz+LovHxFE2XRz+Kl2LG+rYqRz+J"
+    "n6pzxGqdRz+Iud0MvyMfRz+H5C4EC/uNRz+HHSBMzGhlRz+GgZQgTOfYRz+FwSa/0VH6Rz+FKI6xe+dFRz+EmKVerbEXRz+E"
+    "EKc4cZQ5Rz+Dj98dIRYlRz+DFcRAOzrLRz+CocbM+alERz+CNg2k475eRz+B01fh4/p2Rz+BdwXRtEaTRz+BHj70YLrHRz+A"
+    "yNEmHeQdRz+AlEL8N6TiRz+ALI5E6oBaRz9/zaT2bJo0Rz9/SJXKXpuaRz9+x2XySNtRZVgVAAAAX25vX2ltcHJvdmVtZW50"
+    "X2NvdW50cX9LAFgKAAAAYmVzdF9sb3NzX3GARz9+x2XySNtRWBIAAAB2YWxpZGF0aW9uX3Njb3Jlc19xgU5YFgAAAGJlc3Rf"
+    "dmFsaWRhdGlvbl9zY29yZV9xgk5YCgAAAF9vcHRpbWl6ZXJxg2NmYXN0bm4ub3B0aW1pemVycwpBZGFtCnGEKYFxhX1xhihY"
+    "AgAAAGxycYdHP7mZmZmZmZpYDAAAAHdlaWdodF9kZWNheXGIRz76NuLrHEMtWAgAAABfbmV0X2tleXGJaC9oMEsAhXGKaDaH"
+    "cYtScYwoSwFLDYVxjWhUiWgyWEoAAAAgfV3DgDkkwoc/XlEeQEnDtXtARsOvecK/fcOdHMOAVMOjUEBNwrF/PsKOZcKIQMOe"
+    "fAfCv8OnwonCiMK+Mn/CtcK8w5Etwo/DgHGOaDSGcY9ScZB0cZFiWAUAAABiZXRhMXGSRz/szMzMzMzNWAUAAABiZXRhMnGT"
+    "Rz/v987ZFocrWAMAAABlcHNxlEc+RXmO4jCMOlgBAAAAbXGVaC9oMEsAhXGWaDaHcZdScZgoSwFLDYVxmWhUiWgyWFcAAABJ"
+    "DMOMOsOpw6XDtsK4KFrDk8K6wqBJJzlNw5zDhMK3w7XDrMKCOsOiwrbDkcK6C8Kjw7XCuV3CiMK/wrrDtsK8w705Um4OwrnC"
+    "rcK4w5DCusOIwrHDpDtxmmg0hnGbUnGcdHGdYlgBAAAAdnGeaC9oMEsAhXGfaDaHcaBScaEoSwFLDYVxomhUiWgyWEgAAABi"
+    "JjU4FhQPNsKlwrUEOcO7wqrCijhiwpIVNsKFwoLDsTjDtsKGejlhOBY4w5XDgzU4wrjCoEA4AcK6wp42OcOjwpM5esKAADlx"
+    "o2g0hnGkUnGldHGmYlgBAAAAdHGnS2R1YlgFAAAAbG9zc19xqEc/fsdl8kjbUXViLg=="
+)
+_OLD_PICKLE_P_YES = [0.011269264854490757, 0.9987045526504517, 0.9979177117347717, 0.011295052245259285]
+
+
+@pytest.mark.skipif(np.lib.NumpyVersion(np.__version__) < "2.0.0",
+                    reason="the embedded pickle holds arrays pickled by NumPy 2 (numpy._core), which NumPy 1 "
+                    "cannot unpickle")
+def test_pickles_from_before_the_package_split_still_load():
+    import base64
+
+    blob = base64.b64decode(_OLD_PICKLE_B64)
+    assert b"cfastnn.sklearn\nMLPClassifier\n" in blob  # the class path the old module recorded
+    clf = pickle.loads(blob)
+    assert type(clf) is MLPClassifier
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
+    np.testing.assert_allclose(clf.predict_proba(X)[:, 1], _OLD_PICKLE_P_YES, rtol=1e-6)
+    assert clf.predict(X).tolist() == ["no", "yes", "yes", "no"]
+    clf.partial_fit(X, ["no", "yes", "yes", "no"])  # and it trains on from where it was
+    assert clf.n_iter_ == 1 and clf.t_ == 101 * len(X)
+
+
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+def test_estimators_pickle_under_their_public_module_path(cls):
+    assert cls.__module__ == "fastnn.sklearn"
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
+    y = np.array([0, 1, 1, 0])
+    est = cls(hidden_layer_sizes=(3,), max_iter=5, random_state=0, backend="numpy").fit(X, y)
+    blob = pickle.dumps(est, protocol=2)
+    assert b"cfastnn.sklearn\n" + cls.__name__.encode() + b"\n" in blob
+    for again in (pickle.loads(blob), pickle.loads(pickle.dumps(est))):
+        assert type(again) is cls
+        np.testing.assert_array_equal(again.predict(X), est.predict(X))
+
+
 def test_float64_dtype():
     X, y = _digits()
     clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=5, learning_rate_init=0.01, dtype="float64",

@@ -18,7 +18,7 @@ pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip insta
 
 import fastnn as fn  # noqa: E402
 from conftest import SIMULATED, TRAIN_RTOL64  # noqa: E402
-from fastnn.backends import cuda_gpu  # noqa: E402
+from fastnn.backends import cuda as cuda_backend  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -163,7 +163,7 @@ def test_simulated_cuda_is_available_by_name_but_not_auto(monkeypatch):
     assert fn.available_backends()["cuda"] is None
     assert fn.get_ops("auto").name != "cuda"
     assert fn.get_backend() != "cuda"
-    assert cuda_gpu.CudaOps.unavailable_reason() is None
+    assert cuda_backend.CudaOps.unavailable_reason() is None
 
 
 def test_cuda_without_gpu_raises_clear_error():
@@ -197,7 +197,7 @@ def test_cuda_without_gpu_raises_clear_error():
 
 @pytest.mark.skipif(not SIMULATED, reason="checks the refusal under the simulator")
 def test_gpu_benchmark_refuses_to_run_under_the_simulator(capsys):
-    from fastnn import bench_cuda
+    from fastnn.bench import cuda as bench_cuda
 
     assert bench_cuda.main(["--backend", "cuda", "--quick"]) == bench_cuda.EXIT_USAGE
     assert "simulator" in capsys.readouterr().err

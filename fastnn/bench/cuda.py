@@ -23,16 +23,18 @@ import argparse
 import datetime
 import json
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 
 import fastnn as fn
+from fastnn.bench._util import _log, _median, _now
+from fastnn.bench.configs import (CHECK_ATOL64, CHECK_RTOL64, CONFIGS, EXIT_CHECK_FAILED, EXIT_OK,
+                                  EXIT_USAGE, Config, load_data, make_cost, make_net, make_optimizer,
+                                  net_arrays, shuffle_order)
+from fastnn.bench.peers import TorchRun, numpy_targets, numpy_train
+from fastnn.bench.report import machine_info
 
-EXIT_OK, EXIT_USAGE, EXIT_CHECK_FAILED = 0, 2, 3
-CHECK_RTOL64, CHECK_ATOL64 = 1e-6, 1e-9
 #: FP32 lanes per SM by compute capability (NVIDIA's CUDA programming guide, arithmetic
 #: instruction throughput table); unknown architectures report no peak.
 FP32_LANES_PER_SM = {(6, 0): 64, (6, 1): 128, (7, 0): 64, (7, 5): 64, (8, 0): 64, (8, 6): 128,
@@ -42,8 +44,6 @@ CHECK_STEPS = {"a": 200, "b": 100, "c": 20, "d": 3}
 
 
 def _configs():
-    from fastnn.bench import CONFIGS, Config
-
     out = dict(CONFIGS)
     out["d"] = Config("d", "784-1024-1024-10 relu, softmax CE, momentum SGD, batch 1024",
                       (784, 1024, 1024, 10), "relu", "identity", "ce", "momentum", lr=0.05, momentum=0.9,
@@ -88,25 +88,11 @@ def device_info():
     return info
 
 
-def _now():
-    return time.perf_counter()
-
-
-def _median(xs):
-    return float(statistics.median(xs)) if xs else None
-
-
-def _log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
 # ------------------------------------------------------------------------ fastnn
 
 
 def check_config(cfg, X, y, steps, seed):
     """Float64 training of ``steps`` batches with cuda and numpy; returns the max relative error."""
-    from fastnn.bench import make_cost, make_net, make_optimizer
-
     m = min(len(X), steps * cfg.batch_size)
     nets = {}
     for be in ("numpy", "cuda"):
@@ -122,8 +108,6 @@ def check_config(cfg, X, y, steps, seed):
 
 def compile_time(cfg, X, y, seed):
     """JIT compile time: a first tiny ``fit`` minus a second identical one (kernels cached)."""
-    from fastnn.bench import make_cost, make_net, make_optimizer
-
     m = min(len(X), 2 * cfg.batch_size)
     times = []
     for _ in range(2):
@@ -137,8 +121,6 @@ def compile_time(cfg, X, y, seed):
 
 def time_fastnn(cfg, data, repeats, seed):
     """One ``fit`` of 1 + repeats epochs; the first epoch is the warm-up."""
-    from fastnn.bench import make_cost, make_net, make_optimizer
-
     X, y, X_test, y_test = data
     net = make_net(cfg, seed)
     t0 = _now()
@@ -163,8 +145,6 @@ def torch_cuda():
 
 def time_torch(torch, cfg, data, order, repeats, fraction, seed):
     """torch.nn + torch.optim on the GPU with fastnn's initial weights and sample order."""
-    from fastnn.bench import TorchRun, make_net, net_arrays, numpy_targets
-
     X, y = data[0], data[1]
     T = numpy_targets(cfg, y, np.float32)
     dev = torch.device("cuda")
@@ -185,57 +165,6 @@ def time_torch(torch, cfg, data, order, repeats, fraction, seed):
             "torch": torch.__version__}
 
 
-def cupy_train(cp, cfg, Ws, bs, X, targets, order, state):
-    """The plain training loop of ``fastnn.bench.numpy_train`` written for CuPy arrays."""
-    L, bsz, lr, mu = len(Ws), cfg.batch_size, cfg.lr, cfg.momentum
-    acts = [cfg.hidden] * (L - 1) + [cfg.output]
-
-    def act(a, z):
-        if a == "sigmoid":
-            return 1 / (1 + cp.exp(-z))
-        return cp.maximum(z, 0) if a == "relu" else z
-
-    if cfg.optimizer == "momentum" and "vW" not in state:
-        state["vW"] = [cp.zeros_like(W) for W in Ws]
-        state["vb"] = [cp.zeros_like(b) for b in bs]
-    vW, vb = state.get("vW"), state.get("vb")
-    for s in range(0, len(order), bsz):
-        idx = order[s:s + bsz]
-        m = len(idx)
-        hs = [X[idx]]
-        for W, b, a in zip(Ws, bs, acts):
-            hs.append(act(a, hs[-1] @ W + b))
-        yb = hs[-1]
-        if cfg.cost == "mse":
-            d = (yb - targets[idx]) / m
-            if cfg.output == "sigmoid":
-                d *= yb * (1 - yb)
-        else:
-            e = cp.exp(yb - yb.max(axis=1, keepdims=True))
-            d = e / e.sum(axis=1, keepdims=True)
-            d[cp.arange(m), targets[idx]] -= 1
-            d /= m
-        for i in range(L - 1, -1, -1):
-            gW = hs[i].T @ d
-            gb = d.sum(axis=0)
-            if i > 0:
-                d = d @ Ws[i].T
-                if acts[i - 1] == "sigmoid":
-                    d *= hs[i] * (1 - hs[i])
-                elif acts[i - 1] == "relu":
-                    d *= hs[i] > 0
-            if vW is None:
-                Ws[i] -= lr * gW
-                bs[i] -= lr * gb
-            else:
-                vW[i] *= mu
-                vW[i] -= lr * gW
-                Ws[i] += vW[i]
-                vb[i] *= mu
-                vb[i] -= lr * gb
-                bs[i] += vb[i]
-
-
 def cupy_module():
     try:
         import cupy
@@ -246,8 +175,6 @@ def cupy_module():
 
 
 def time_cupy(cp, cfg, data, order, repeats, fraction, seed):
-    from fastnn.bench import make_net, net_arrays, numpy_targets
-
     X, y = data[0], data[1]
     Xd, Td, od = cp.asarray(X), cp.asarray(numpy_targets(cfg, y, np.float32)), cp.asarray(order)
     m = len(order) if fraction >= 1 else max(cfg.batch_size, int(round(fraction * len(order))))
@@ -256,7 +183,7 @@ def time_cupy(cp, cfg, data, order, repeats, fraction, seed):
         Ws, bs = (list(map(cp.asarray, a)) for a in net_arrays(make_net(cfg, seed)))
         cp.cuda.Device().synchronize()
         t0 = _now()
-        cupy_train(cp, cfg, Ws, bs, Xd, Td, od[:m] if r else od[:min(m, 8 * cfg.batch_size)], {})
+        numpy_train(cfg, Ws, bs, Xd, Td, od[:m] if r else od[:min(m, 8 * cfg.batch_size)], {}, xp=cp)
         cp.cuda.Device().synchronize()
         if r:
             times.append((_now() - t0) * len(order) / m)
@@ -309,8 +236,6 @@ def main(argv=None):
         _log(f"fastnn.bench --backend cuda: unknown configuration(s) {bad}; choose from {', '.join(configs)}")
         return EXIT_USAGE
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    from fastnn.bench import load_data, machine_info, shuffle_order
-
     data, data_desc = load_data(args)
     dev = device_info()
     peak = dev["fp32_peak_gflops"]

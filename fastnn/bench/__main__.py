@@ -1,0 +1,7 @@
+"""``python -m fastnn.bench``: the whole-epoch benchmark (see :mod:`fastnn.bench`)."""
+
+import sys
+
+from fastnn.bench.cli import main
+
+sys.exit(main())
