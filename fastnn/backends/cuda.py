@@ -72,9 +72,9 @@ class CudaRunner:
             self._order_src = order
         s = list(self.state.values())
         opt = self.plan.optim(self.optimizer, *(s + [None, None])[:2])
-        loss, correct, t = self.epoch.train(self.dev, opt, self.data, self._order, b0, b1, self.batch_size,
-                                            self.optimizer.t)
-        self.optimizer.t = t
+        loss, correct = self.epoch.train(self.dev, opt, self.data, self._order, b0, b1, self.batch_size,
+                                         self.optimizer.t)
+        self.optimizer.t += b1 - b0
         return loss, correct
 
     def finish(self):

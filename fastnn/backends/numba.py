@@ -209,9 +209,9 @@ class MinibatchRunner(_Runner):
     def _train(self, model, optim, order, b0, b1, parallel):
         opt = self.optimizer
         sparse_sgd = bool(self.sparse_sgd_ok and optim.hp[WD] == 0)
-        loss, correct, t = epoch_minibatch.train(model, optim, self.data, self.pattern, order, b0, b1,
-                                                 self.batch_size, self.A0, opt.t, parallel, sparse_sgd)
-        opt.t = int(t)
+        loss, correct = epoch_minibatch.train(model, optim, self.data, self.pattern, order, b0, b1,
+                                              self.batch_size, self.A0, opt.t, parallel, sparse_sgd)
+        opt.t += b1 - b0
         return float(loss), int(correct)
 
 
@@ -272,9 +272,9 @@ class BlasRunner(_Runner):
 
     def _train(self, model, optim, order, b0, b1):
         opt = self.optimizer
-        loss, correct, t = epoch_blas.train(model, optim, self.data, order, b0, b1, self.batch_size,
-                                            self.xbuf, opt.t)
-        opt.t = int(t)
+        loss, correct = epoch_blas.train(model, optim, self.data, order, b0, b1, self.batch_size, self.xbuf,
+                                         opt.t)
+        opt.t += b1 - b0
         return float(loss), int(correct)
 
 

@@ -17,10 +17,9 @@ with the ``"numpy"`` backend (itself BLAS) to ~1e-13.
 import numpy as np
 
 from fastnn.kernels.cpu.jit import jit
-from fastnn.kernels.cpu.linear import bwd_bias
-from fastnn.kernels.cpu.rows import act_backward_row, act_forward_row, loss_and_delta_rows
+from fastnn.kernels.cpu.rows import act_backward_row, act_forward_row
 from fastnn.kernels.cpu.update import step
-from fastnn.kernels.cpu.views import batch_rows, bias, rows2d, weights
+from fastnn.kernels.cpu.views import batch_rows, bias, layer_grads, output_delta, rows2d, weights
 from fastnn.kernels.layout import ACT, BOFF, DOFF, NIN, NO_ACT, NOUT, YOFF
 
 
@@ -48,7 +47,7 @@ def _bias_act_rows(Y, b, has_bias, code, slope):
 
 @jit
 def train(model, opt, data, order, b0, b1, bs, xbuf, t0):
-    """Train on batches ``b0 <= b < b1`` of ``order``; returns (loss_sum, correct, t).
+    """Train on batches ``b0 <= b < b1`` of ``order``; returns (loss_sum, correct).
 
     Same contract as :func:`.epoch_minibatch.train` (loss and correct count measured on
     each batch's forward pass before its update; ``grads`` holds the last batch's
@@ -59,10 +58,8 @@ def train(model, opt, data, order, b0, b1, bs, xbuf, t0):
     X = data.X
     L = spec.shape[0]
     F = X.shape[1]
-    K = spec[L - 1, NOUT]
     loss = 0.0
     correct = 0
-    t = t0
     for bi in range(b0, b1):
         rows = batch_rows(order, bi, bs)
         B = rows.shape[0]
@@ -77,23 +74,13 @@ def train(model, opt, data, order, b0, b1, bs, xbuf, t0):
             A = Xb if l == 0 else rows2d(ws, spec[l - 1, YOFF], B, nin)
             np.dot(A, weights(params, spec, l), Y)
             _bias_act_rows(Y, bias(params, spec, l), spec[l, BOFF] >= 0, spec[l, ACT], slopes[l])
-        # cost, correct count and the output delta
-        P = rows2d(ws, spec[L - 1, YOFF], B, K)
-        D = rows2d(ws, spec[L - 1, DOFF], B, K)
-        ls, c = loss_and_delta_rows(data, P, D, rows, B)
+        ls, c = output_delta(model, data, rows, B)
         loss += ls
         correct += c
-        code = spec[L - 1, ACT]
-        if code != NO_ACT and not data.fused_last:
-            for r in range(B):
-                act_backward_row(code, P[r], D[r], slopes[L - 1])
         # backward: dW_l = A_l.T @ D_l, db_l = sum D_l, D_{l-1} = (D_l @ W_l.T) * act'
         for l in range(L - 1, -1, -1):
             nin, nout = spec[l, NIN], spec[l, NOUT]
-            D = rows2d(ws, spec[l, DOFF], B, nout)
-            dW = weights(grads, spec, l)
-            if spec[l, BOFF] >= 0:
-                bwd_bias(bias(grads, spec, l), D, B)
+            D, dW = layer_grads(model, l, B)  # and db = sum D
             if l == 0:
                 np.dot(Xb.T, D, dW)
                 break  # the input gradient of the first layer is never needed
@@ -105,6 +92,5 @@ def train(model, opt, data, order, b0, b1, bs, xbuf, t0):
             if code != NO_ACT:
                 for r in range(B):
                     act_backward_row(code, A[r], DX[r], slopes[l - 1])
-        t += 1
-        step(opt, params, grads, t, False)
-    return loss, correct, t
+        step(opt, params, grads, t0 + bi - b0 + 1)
+    return loss, correct

@@ -10,12 +10,12 @@ through its sparsity pattern (:mod:`.sparse`) and its input gradient is never co
 
 from fastnn.kernels.cpu.jit import jit
 from fastnn.kernels.cpu.linear import (
-    bwd_bias, bwd_input_par, bwd_input_rows, bwd_weight_par, bwd_weight_rows, fwd_par, fwd_rows)
-from fastnn.kernels.cpu.rows import act_backward_row, act_forward_row, loss_and_delta_rows
+    bwd_input_par, bwd_input_rows, bwd_weight_par, bwd_weight_rows, fwd_par, fwd_rows)
+from fastnn.kernels.cpu.rows import act_backward_row, act_forward_row
 from fastnn.kernels.cpu.sparse import (
     bwd_weight_sparse_cols, bwd_weight_sparse_par, fwd_sparse_par, fwd_sparse_rows, sgd_sparse_rows)
-from fastnn.kernels.cpu.update import step, update_range
-from fastnn.kernels.cpu.views import batch_rows, bias, rows2d, weights
+from fastnn.kernels.cpu.update import step_par, update_range
+from fastnn.kernels.cpu.views import batch_rows, bias, layer_grads, output_delta, rows2d, weights
 from fastnn.kernels.layout import ACT, BOFF, DOFF, LR, NIN, NO_ACT, NOUT, WTOFF, YOFF
 
 
@@ -68,25 +68,17 @@ def _first_weight_grad(dW, X, sp, rows, D, A0, B, parallel):
 
 
 @jit
-def _backward(model, X, sp, A0, rows, B, fused_last, parallel, skip_w0):
-    """Backward a batch into ``grads`` (overwritten), from the delta in the last D.
+def _backward(model, X, sp, A0, rows, B, parallel, skip_w0):
+    """Backward a batch into ``grads`` (overwritten), from the last layer's delta D
+    (:func:`~.views.output_delta`).
 
     With ``skip_w0`` the first layer's weight gradient is left alone (the caller
     applies it sparsely, see :func:`~.sparse.sgd_sparse_rows`)."""
-    params, grads, spec, slopes, ws = model.params, model.grads, model.spec, model.slopes, model.ws
+    params, spec, slopes, ws = model.params, model.spec, model.slopes, model.ws
     L = spec.shape[0]
-    code = spec[L - 1, ACT]
-    if code != NO_ACT and not fused_last:
-        P = rows2d(ws, spec[L - 1, YOFF], B, spec[L - 1, NOUT])
-        D = rows2d(ws, spec[L - 1, DOFF], B, spec[L - 1, NOUT])
-        for n in range(B):
-            act_backward_row(code, P[n], D[n], slopes[L - 1])
     for l in range(L - 1, -1, -1):
         nin, nout = spec[l, NIN], spec[l, NOUT]
-        D = rows2d(ws, spec[l, DOFF], B, nout)
-        dW = weights(grads, spec, l)
-        if spec[l, BOFF] >= 0:
-            bwd_bias(bias(grads, spec, l), D, B)
+        D, dW = layer_grads(model, l, B)  # and db = sum D
         if l == 0:
             if not skip_w0:
                 _first_weight_grad(dW, X, sp, rows, D, A0, B, parallel)
@@ -116,7 +108,7 @@ def _backward(model, X, sp, A0, rows, B, fused_last, parallel, skip_w0):
 
 @jit
 def train(model, opt, data, sp, order, b0, b1, bs, A0, t0, parallel, sparse_sgd):
-    """Train on batches ``b0 <= b < b1`` of ``order``; returns (loss_sum, correct, t).
+    """Train on batches ``b0 <= b < b1`` of ``order``; returns (loss_sum, correct).
 
     model, opt, data: :mod:`fastnn.kernels.layout`'s Model, Optim and Data; ``sp`` the
     input's :class:`~.sparse.Pattern`; A0 (bs, F) scratch for the gathered dense batch;
@@ -130,32 +122,26 @@ def train(model, opt, data, sp, order, b0, b1, bs, A0, t0, parallel, sparse_sgd)
     gradient as on the other path.
     """
     spec, ws = model.spec, model.ws
-    L = spec.shape[0]
-    K = spec[L - 1, NOUT]
     loss = 0.0
     correct = 0
-    t = t0
     for bi in range(b0, b1):
         rows = batch_rows(order, bi, bs)
         B = rows.shape[0]
         _forward(model, data.X, sp, rows, A0, B, parallel)
-        P = rows2d(ws, spec[L - 1, YOFF], B, K)
-        D = rows2d(ws, spec[L - 1, DOFF], B, K)
-        ls, c = loss_and_delta_rows(data, P, D, rows, B)
+        ls, c = output_delta(model, data, rows, B)
         loss += ls
         correct += c
-        _backward(model, data.X, sp, A0, rows, B, data.fused_last, parallel, sparse_sgd)
-        t += 1
+        _backward(model, data.X, sp, A0, rows, B, parallel, sparse_sgd)
         if sparse_sgd:
             p, g, nw0 = model.params, model.grads, spec[0, NIN] * spec[0, NOUT]
             update_range(opt.code, p, g, opt.s1, opt.s2, opt.hp, nw0, p.shape[0], opt.n_decay)
             sgd_sparse_rows(weights(p, spec, 0), data.X, sp.ptr, sp.idx, rows,
                             rows2d(ws, spec[0, DOFF], B, spec[0, NOUT]), B, opt.hp[LR])
         else:
-            step(opt, model.params, model.grads, t, parallel)
+            step_par(opt, model.params, model.grads, t0 + bi - b0 + 1, parallel)
     if sparse_sgd and b1 > b0:
         rows = batch_rows(order, b1 - 1, bs)
         B = rows.shape[0]
         bwd_weight_sparse_cols(weights(model.grads, spec, 0), data.X, sp.ptr, sp.idx, rows,
                                rows2d(ws, spec[0, DOFF], B, spec[0, NOUT]), B, 0, spec[0, NOUT])
-    return loss, correct, t
+    return loss, correct

@@ -12,24 +12,33 @@ from fastnn.kernels.cpu.jit import jit, pjit
 
 
 @jit
+def rows_combination(y, a, M):
+    """``y = sum_i a[i] * M[i]`` (y: (m,), a: (k,), M: (k, m)), overwriting y; zero
+    coefficients are skipped (ReLU outputs and image pixels are mostly 0: free speed).
+
+    A sum of rows (axpy) rather than dot products, so LLVM vectorises it without fast-math.
+    """
+    m = y.shape[0]
+    for j in range(m):
+        y[j] = 0
+    for i in range(a.shape[0]):
+        ai = a[i]
+        if ai != 0:
+            w = M[i]
+            for j in range(m):
+                y[j] += ai * w[j]
+
+
+@jit
 def fwd_rows(Y, A, W, b, has_bias, r0, r1):
     """Rows ``r0 <= n < r1`` of ``Y = A @ W + b``; zero inputs are skipped.
 
     Y: (B, out), A: (B, in), W: (in, out), b: (out,) (ignored unless ``has_bias``).
     """
-    nin, nout = W.shape
+    nout = W.shape[1]
     for n in range(r0, r1):
         y = Y[n]
-        a = A[n]
-        for j in range(nout):
-            y[j] = 0
-        for i in range(nin):
-            ai = a[i]
-            # ReLU outputs and image pixels are mostly 0: skipping them is free speed
-            if ai != 0:
-                w = W[i]
-                for j in range(nout):
-                    y[j] += ai * w[j]
+        rows_combination(y, A[n], W)
         if has_bias:
             for j in range(nout):
                 y[j] += b[j]
@@ -46,21 +55,10 @@ def fwd_par(Y, A, W, b, has_bias, B):
 def bwd_input_rows(DX, DY, WT, r0, r1):
     """Rows of ``DX = DY @ W.T`` from the transposed weights ``WT`` (out, in).
 
-    Written as a sum of rows of ``WT`` (axpy), which vectorises without fast-math,
-    rather than as dot products. DX: (B, in), DY: (B, out).
+    DX: (B, in), DY: (B, out); each row is :func:`rows_combination` of WT's rows.
     """
-    nout, nin = WT.shape
     for n in range(r0, r1):
-        dx = DX[n]
-        dy = DY[n]
-        for i in range(nin):
-            dx[i] = 0
-        for j in range(nout):
-            d = dy[j]
-            if d != 0:
-                w = WT[j]
-                for i in range(nin):
-                    dx[i] += d * w[i]
+        rows_combination(DX[n], DY[n], WT)
 
 
 @pjit

@@ -11,6 +11,7 @@ buffers first and allocates nothing. The generic kernels here are by code
 
 import numpy as np
 
+from fastnn.kernels import shapes
 from fastnn.kernels.cpu.config import use_threads
 from fastnn.kernels.cpu.jit import jit
 from fastnn.kernels.cpu.linear import (
@@ -114,6 +115,14 @@ def _as2d(a, name, dt):
     return np.ascontiguousarray(a, dtype=dt)
 
 
+def _float_pair(check, a, b):
+    """``a``, ``b`` as C-contiguous arrays of one float dtype, after ``check`` (kernels.shapes)."""
+    a, b = np.asarray(a), np.asarray(b)
+    check(a, b)
+    dt = _float_dtype(a, b)
+    return np.ascontiguousarray(a, dtype=dt), np.ascontiguousarray(b, dtype=dt), dt
+
+
 def _work(*shape):
     return int(np.prod(shape, dtype=np.int64))
 
@@ -123,14 +132,13 @@ def linear_forward(x, W, b=None):
 
     x: (B, in), W: (in, out), b: (out,) or None -> y: (B, out)
     """
-    dt = _float_dtype(x, W) if b is None else _float_dtype(x, W, b)
-    x, W = _as2d(x, "x", dt), _as2d(W, "W", dt)
-    if x.shape[1] != W.shape[0]:
-        raise ValueError(f"x has {x.shape[1]} columns but W has {W.shape[0]} rows")
     has_bias = b is not None
-    bb = np.ascontiguousarray(b, dtype=dt).reshape(-1) if has_bias else np.zeros(W.shape[1], dt)
-    if bb.shape[0] != W.shape[1]:
-        raise ValueError(f"b has {bb.shape[0]} entries but W has {W.shape[1]} columns")
+    if has_bias:
+        b = np.asarray(b).reshape(-1)
+    shapes.linear_forward(np.asarray(x), np.asarray(W), b)
+    dt = _float_dtype(x, W) if b is None else _float_dtype(x, W, b)
+    x, W = np.ascontiguousarray(x, dtype=dt), np.ascontiguousarray(W, dtype=dt)
+    bb = np.ascontiguousarray(b, dtype=dt) if has_bias else np.zeros(W.shape[1], dt)
     y = np.empty((x.shape[0], W.shape[1]), dt)
     if use_threads(_work(*x.shape, W.shape[1])) and x.shape[0] > 1:
         fwd_par(y, x, W, bb, has_bias, x.shape[0])
@@ -144,10 +152,7 @@ def linear_backward_input(dy, W):
 
     dy: (B, out), W: (in, out) -> dx: (B, in)
     """
-    dt = _float_dtype(dy, W)
-    dy, W = _as2d(dy, "dy", dt), _as2d(W, "W", dt)
-    if dy.shape[1] != W.shape[1]:
-        raise ValueError(f"dy has {dy.shape[1]} columns but W has {W.shape[1]}")
+    dy, W, dt = _float_pair(shapes.linear_backward_input, dy, W)
     dx = np.empty((dy.shape[0], W.shape[0]), dt)
     if use_threads(_work(*dy.shape, W.shape[0])):
         bwd_input_par(dx, dy, np.ascontiguousarray(W.T), dy.shape[0])
@@ -161,10 +166,7 @@ def linear_backward_weight(x, dy):
 
     x: (B, in), dy: (B, out) -> dW: (in, out). The cost's 1/N is already in ``dy``.
     """
-    dt = _float_dtype(x, dy)
-    x, dy = _as2d(x, "x", dt), _as2d(dy, "dy", dt)
-    if x.shape[0] != dy.shape[0]:
-        raise ValueError(f"x has {x.shape[0]} rows but dy has {dy.shape[0]}")
+    x, dy, dt = _float_pair(shapes.linear_backward_weight, x, dy)
     dW = np.empty((x.shape[1], dy.shape[1]), dt)
     if use_threads(_work(*x.shape, dy.shape[1])):
         bwd_weight_par(dW, x, dy, x.shape[0])

@@ -83,8 +83,17 @@ def update_flat(code, p, g, s1, s2, hp, n_decay, parallel):
 
 
 @jit
-def step(opt, params, grads, t, parallel):
-    """Optimizer step number ``t`` (>= 1) of ``opt`` (a :class:`~fastnn.kernels.layout.Optim`)."""
+def step(opt, params, grads, t):
+    """Optimizer step number ``t`` (>= 1) of ``opt`` (a :class:`~fastnn.kernels.layout.Optim`), one thread."""
+    if opt.code == OPT_ADAM:
+        refresh_bias_corrections(opt.hp, opt.beta1, opt.beta2, t)
+    update_range(opt.code, params, grads, opt.s1, opt.s2, opt.hp, 0, params.shape[0], opt.n_decay)
+
+
+@jit
+def step_par(opt, params, grads, t, parallel):
+    """:func:`step`, on the threads when ``parallel`` and the buffer is big (compiles the
+    threaded update too, so the single-threaded epochs call :func:`step`)."""
     if opt.code == OPT_ADAM:
         refresh_bias_corrections(opt.hp, opt.beta1, opt.beta2, t)
     update_flat(opt.code, params, grads, opt.s1, opt.s2, opt.hp, opt.n_decay, parallel)

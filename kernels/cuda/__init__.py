@@ -28,6 +28,7 @@ if _ilu.find_spec("numba_cuda") is None:  # numba's own numba.cuda target is dep
 import numpy as np  # noqa: E402
 from numba import cuda  # noqa: E402
 
+from fastnn.kernels import shapes  # noqa: E402
 from fastnn.kernels.named import NAMES, named_ops  # noqa: E402
 from fastnn.kernels.reference import (  # noqa: E402,F401
     ACTIVATION_NAMES, BCE, COST_NAMES, CROSS_ENTROPY, IDENTITY, LEAKY_RELU, MSE, RELU, SIGMOID,
@@ -92,6 +93,15 @@ def _back(d, like_dev):
 # -------------------------------------------------------------------------- linear
 
 
+def _launch_pair(check, names, a, b, out_shape, launcher):
+    """Check (kernels.shapes) and launch a two-input Linear op; host arrays come back as host arrays."""
+    a, b = _float(names[0], a), _float(names[1], b)
+    check(a, b)
+    out = cuda.device_array(out_shape(a, b), _same_dtype(a, b))
+    launcher(out, _to_dev(a), _to_dev(b))
+    return _back(out, _is_dev(a))
+
+
 def linear_forward(x, W, b=None):
     """``y = x @ W + b`` on the GPU.
 
@@ -106,50 +116,30 @@ def linear_forward(x, W, b=None):
     y : ndarray (B, out)
     """
     x, W = _float("x", x), _float("W", W)
-    _ndim("x", x, 2), _ndim("W", W, 2)
-    if x.shape[1] != W.shape[0]:
-        raise ValueError(f"x has {x.shape[1]} columns but W has {W.shape[0]} rows")
-    arrs = [x, W]
-    if b is not None:
-        b = _float("b", b)
-        if tuple(b.shape) != (W.shape[1],):
-            raise ValueError(f"b must have shape ({W.shape[1]},), got {tuple(b.shape)}")
-        arrs.append(b)
-    dt = _same_dtype(*arrs)
-    dev = _is_dev(x)
+    b = None if b is None else _float("b", b)
+    shapes.linear_forward(x, W, b)
+    dt = _same_dtype(*[a for a in (x, W, b) if a is not None])
     y = cuda.device_array((x.shape[0], W.shape[1]), dt)
     launch.linear_forward(y, _to_dev(x), _to_dev(W), None if b is None else _to_dev(b))
-    return _back(y, dev)
+    return _back(y, _is_dev(x))
 
 
 def linear_backward_input(dy, W):
     """``dx = dy @ W.T``; dy: (B, out), W: (in, out) -> dx: (B, in)."""
-    dy, W = _float("dy", dy), _float("W", W)
-    _ndim("dy", dy, 2), _ndim("W", W, 2)
-    if dy.shape[1] != W.shape[1]:
-        raise ValueError(f"dy has {dy.shape[1]} columns but W has {W.shape[1]} outputs")
-    dt = _same_dtype(dy, W)
-    dx = cuda.device_array((dy.shape[0], W.shape[0]), dt)
-    launch.linear_backward_input(dx, _to_dev(dy), _to_dev(W))
-    return _back(dx, _is_dev(dy))
+    return _launch_pair(shapes.linear_backward_input, ("dy", "W"), dy, W, lambda d, w: (d.shape[0], w.shape[0]),
+                        launch.linear_backward_input)
 
 
 def linear_backward_weight(x, dy):
     """``dW = x.T @ dy``; x: (B, in), dy: (B, out) -> dW: (in, out)."""
-    x, dy = _float("x", x), _float("dy", dy)
-    _ndim("x", x, 2), _ndim("dy", dy, 2)
-    if x.shape[0] != dy.shape[0]:
-        raise ValueError(f"x has {x.shape[0]} rows but dy has {dy.shape[0]}")
-    dt = _same_dtype(x, dy)
-    dW = cuda.device_array((x.shape[1], dy.shape[1]), dt)
-    launch.linear_backward_weight(dW, _to_dev(x), _to_dev(dy))
-    return _back(dW, _is_dev(x))
+    return _launch_pair(shapes.linear_backward_weight, ("x", "dy"), x, dy, lambda a, d: (a.shape[1], d.shape[1]),
+                        launch.linear_backward_weight)
 
 
 def linear_backward_bias(dy):
     """``db = dy.sum(axis=0)``; dy: (B, out) -> db: (out,)."""
     dy = _float("dy", dy)
-    _ndim("dy", dy, 2)
+    shapes.linear_backward_bias(dy)
     db = cuda.device_array(dy.shape[1], dy.dtype)
     launch.linear_backward_bias(db, _to_dev(dy))
     return _back(db, _is_dev(dy))

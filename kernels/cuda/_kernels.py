@@ -19,7 +19,7 @@ from numba import cuda, float64, from_dtype, int64
 
 from fastnn.kernels.cuda.jit import device_function, kernel
 from fastnn.kernels.layout import (
-    BCE, CROSS_ENTROPY, IDENTITY, LEAKY_RELU, MSE, OPT_ADAM, OPT_NESTEROV, OPT_SGD, RELU, SIGMOID, SIGN, TANH)
+    CROSS_ENTROPY, IDENTITY, LEAKY_RELU, MSE, OPT_ADAM, OPT_NESTEROV, OPT_SGD, RELU, SIGMOID, SIGN, TANH)
 
 #: Kernel signatures for the PTX compile check; ``{T}`` is replaced by float32/float64.
 SIGNATURES = {

@@ -108,13 +108,14 @@ def _backward(layers, xb, acts, deltas, tmps):
 
 
 def train(state, opt, data, order, b0, b1, bs, t0):
-    """Train batches ``b0 <= b < b1`` of ``order`` (device int64); returns (loss_sum, correct, t).
+    """Train batches ``b0 <= b < b1`` of ``order`` (device int64); returns (loss_sum, correct).
 
     opt: a :class:`~fastnn.kernels.layout.Optim` with device state buffers and the host
     ``hp`` (Adam's bias corrections are refreshed in it per step); data: a
     :class:`~fastnn.kernels.layout.Data` with device ``X`` (N, F), dense float targets
-    ``T`` (N, K) and ``labels`` (N,) int64 for argmax accuracy. Loss and correct count
-    are measured on each batch's forward pass before its update.
+    ``T`` (N, K) and ``labels`` (N,) int64 for argmax accuracy; ``t0`` the optimizer's step
+    count before these batches. Loss and correct count are measured on each batch's
+    forward pass before its update.
     """
     layers, n = state.layers, data.X.shape[0]
     p, g = state.model.params, state.model.grads
@@ -123,7 +124,6 @@ def train(state, opt, data, order, b0, b1, bs, t0):
     last_softmax = (not fused) and last.code == SOFTMAX
     dact_last = last.code if (last.has_act and not fused and not last_softmax) else -1
     acc_mode = 0 if not data.has_acc else (2 if data.cost == BCE else 1)
-    t = t0
     for b in range(b0, b1):
         start = b * bs
         nb = min(bs, n - start)
@@ -137,10 +137,9 @@ def train(state, opt, data, order, b0, b1, bs, t0):
         if last_softmax:
             launch.softmax_backward(deltas[-1], acts[-1], tmps[-1])
         _backward(layers, xb, acts, deltas, tmps)
-        t += 1
         if opt.code == OPT_ADAM:
-            refresh_bias_corrections(opt.hp, opt.beta1, opt.beta2, t)
+            refresh_bias_corrections(opt.hp, opt.beta1, opt.beta2, t0 + b - b0 + 1)
         launch.update(opt.code, p, g, opt.s1, opt.s2, opt.hp, opt.n_decay)
     lo, hi = b0 * bs, min(n, b1 * bs)
     launch.reduce_rows(state.out_loss, state.out_correct, state.rowloss, state.rowcorrect, lo, hi)
-    return float(state.out_loss.copy_to_host()[0]), int(state.out_correct.copy_to_host()[0]), t
+    return float(state.out_loss.copy_to_host()[0]), int(state.out_correct.copy_to_host()[0])
