@@ -63,13 +63,13 @@ def cmd_info(args):
     _say(f"threads: {threads} (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}, "
          f"CPU cores: {os.cpu_count()})")
     _say(f"GPU: {_gpu_line()}")
-    cache = numba.config.CACHE_DIR
-    if cache:
-        _say(f"numba cache dir: {cache} (NUMBA_CACHE_DIR)")
-    else:
-        from fastnn import kernels
+    from fastnn.kernels import cache
 
-        kdir = os.path.join(os.path.dirname(kernels.__file__), "cpu", "__pycache__")
-        _say(f"numba cache dir: {kdir} (numba's default beside the kernels, or a user cache folder when "
-             "that is not writable; set NUMBA_CACHE_DIR to choose)")
+    where = cache.cache_dir()
+    if where is None:
+        _say(f"numba cache dir: none ({cache.base_dir()} is not writable: kernels compile in every process; "
+             "set FASTNN_CACHE_DIR to a writable folder)")
+    else:
+        _say(f"numba cache dir: {where} (named by a hash of the kernel sources; delete "
+             f"{where.parent} to clear it; FASTNN_CACHE_DIR chooses the base folder)")
     return 0

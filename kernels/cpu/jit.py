@@ -8,7 +8,10 @@ caller passed, so each kernel compiles once per array dtype (float32, float64).
 
 from numba import njit
 
+from fastnn.kernels import cache
 from fastnn.kernels.cpu import config
+
+cache.install()  # kernels cache in a folder named by their sources' hash (kernels/cache.py)
 
 
 def _njit(fn, opts):
@@ -26,10 +29,11 @@ def _njit(fn, opts):
 def jit(fn=None, **kw):
     """``@njit`` with fastnn's fastmath and cache settings.
 
-    Cached (``cache=True``) in ``__pycache__`` beside the source, else in Numba's
-    user-wide cache directory or ``NUMBA_CACHE_DIR``; uncached when none is writable.
+    Cached (``cache=True``) in :func:`fastnn.kernels.cache.cache_dir`, a folder named by
+    a hash of every kernel source; uncached when it cannot be written.
     """
-    opts = dict(cache=config.CACHE, fastmath=config.FASTMATH, error_model="numpy")
+    opts = dict(cache=config.CACHE and cache.cache_dir() is not None, fastmath=config.FASTMATH,
+                error_model="numpy")
     opts.update(kw)
     if fn is None:
         return lambda f: _njit(f, opts)
