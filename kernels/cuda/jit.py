@@ -12,6 +12,12 @@ def kernel(fn, fastmath):
     return cuda.jit(fastmath=fastmath)(fn)
 
 
+def ptx(fn, signature, cc, fastmath):
+    """PTX of ``fn`` compiled for ``signature`` and compute capability ``cc`` (the compile check)."""
+    text, _ = cuda.compile_ptx(fn, signature, cc=tuple(cc), fastmath=fastmath)
+    return text
+
+
 def device_function(fastmath):
     """A decorator making ``cuda.jit(device=True)`` functions with these options."""
     return cuda.jit(device=True, fastmath=fastmath)

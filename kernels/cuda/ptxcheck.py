@@ -104,20 +104,21 @@ def parse_ptxas(text):
     }
 
 
-def assemble(pyfunc, sig, cc, ptxas, workdir, label="kernel", fastmath=False):
-    """compile_ptx ``pyfunc`` for ``sig`` and ``cc``, then ``ptxas -v`` it; return the row dict.
+def assemble(pyfunc, sig, cc, ptxas, workdir, label="kernel", math_flags=False):
+    """compile_ptx ``pyfunc`` for ``sig`` and ``cc`` (fastmath when ``math_flags``), then
+    ``ptxas -v`` it; return the row dict.
 
     Raises
     ------
     PtxCheckError
         When NVVM or ptxas rejects the kernel (the message holds the tool's output).
     """
-    from numba import cuda
+    from .jit import ptx as compile_ptx
 
     sm = f"sm_{cc[0]}{cc[1]}"
     t0 = time.perf_counter()
     try:
-        ptx, _ = cuda.compile_ptx(pyfunc, sig, cc=tuple(cc), fastmath=fastmath)
+        ptx = compile_ptx(pyfunc, sig, cc, math_flags)
     except Exception as exc:
         raise PtxCheckError(f"{label} [{sm}]: compile_ptx failed: {type(exc).__name__}: {exc}") from exc
     t_ptx = time.perf_counter() - t0
@@ -165,7 +166,7 @@ def run_check(archs=None, dtypes=("float32", "float64"), names=None, ptxas=None,
                     for name in names:
                         row = {"kernel": name, "dtype": dtype}
                         row.update(assemble(pyfuncs[name], _kernels.signature(name, dtype), cc, ptxas, tmp,
-                                            label=f"{name}_{dtype}", fastmath=knobs[3]))
+                                            label=f"{name}_{dtype}", math_flags=knobs[3]))
                         rows.append(row)
     return rows
 
