@@ -58,6 +58,16 @@ def test_quick_run_writes_table_and_json(tmp_path, capsys):
     assert len(tta["test_accuracy"]) == 1 and 0 <= tta["test_accuracy"][0] <= 1
 
 
+def test_report_without_the_reference_matmul(tmp_path, capsys):
+    # --skip matmul: GFLOP/s are reported without a fraction of the (unmeasured) matmul rate
+    rc, out = _run(tmp_path, "--config", "c", "--skip", "matmul,torch")
+    assert rc == bench.EXIT_OK
+    res = json.loads(out.read_text())
+    assert "matmul" not in res or not res["matmul"]
+    assert "fraction_of_matmul" not in res["configs"]["c"]["gflops"]["per_column"]["fastnn-numpy"]
+    assert "GFLOP/s" in capsys.readouterr().out
+
+
 def test_dense_flops_of_config_c_match_the_issue():
     # Issue 3: (c) is 73 GFLOP of dense-equivalent work per 60,000-image epoch.
     assert bench.CONFIGS["c"].dense_flops(60000) / 1e9 == pytest.approx(73.2, abs=0.1)

@@ -136,7 +136,9 @@ def markdown_report(res):
     for key, rec in res["configs"].items():
         g = rec.get("gflops")
         if g:
-            parts = [f"{_col_title(c)} {v['gflops']:.1f} GFLOP/s ({v['fraction_of_matmul']:.0%} of matmul)"
+            # without the reference matmul (--skip matmul) there is no fraction to show
+            parts = [f"{_col_title(c)} {v['gflops']:.1f} GFLOP/s"
+                     + (f" ({v['fraction_of_matmul']:.0%} of matmul)" if "fraction_of_matmul" in v else "")
                      for c, v in g["per_column"].items()]
             notes.append(f"Config {key}: {g['dense_gflop_per_epoch']:.1f} GFLOP dense-equivalent per epoch "
                          f"(6 FLOPs per weight and sample); achieved " + "; ".join(parts) + ".")
