@@ -15,6 +15,7 @@ How data reaches a kernel (at most five hops, never back up a layer)::
                    -> kernels/reference.py (or any backend's per-op kernel)
 """
 
+import math
 import signal
 import threading
 import time
@@ -101,22 +102,27 @@ class BatchLoop:
             batch's forward pass before its update.
         correct : int
             Correct predictions on those forward passes (0 without labels).
+        bad : int
+            The first batch whose loss is not finite (training diverged), or -1.
         """
         ops, net, cost, opt = self.ops, self.net, self.cost, self.optimizer
         bs, labels = self.batch_size, self.targets.labels
-        loss_sum, correct = 0.0, 0
+        loss_sum, correct, bad = 0.0, 0, -1
         for b in range(b0, b1):
             idx = order[b * bs:(b + 1) * bs]
             out, t = self.X[idx], self.targets.T[idx]
             for layer in net.layers:
                 out = layer.forward(out, ops)
-            loss_sum += ops.cost_value(cost.code, out, t) * len(idx)
+            ls = ops.cost_value(cost.code, out, t) * len(idx)
+            if bad < 0 and not math.isfinite(ls):
+                bad = b
+            loss_sum += ls
             if labels is not None:
                 correct += cost.count_correct(out, labels[idx])
             delta = cost.output_delta(ops, out, t, net.layers[-1])
             net.backward(delta, ops, skip_last=self.fused_last, need_input_grad=False)
             opt.step(net, ops)
-        return loss_sum, correct
+        return loss_sum, correct, bad
 
     def finish(self):
         """The layers work in the network's own buffers: nothing to copy back."""
@@ -245,7 +251,7 @@ class Trainer:
                         chunk = max(1, int(INTERRUPT_LATENCY_S / sec_per_batch))
                     b1 = min(nb, b0 + chunk)
                     in_run, tr = True, time.perf_counter()
-                    ls, c = runner.run(order, b0, b1)
+                    ls, c, bad = runner.run(order, b0, b1)
                     in_run = False
                     if adaptive and not (epoch == 0 and b0 == 0):  # the first call includes JIT time
                         sec_per_batch = (time.perf_counter() - tr) / (b1 - b0)

@@ -213,7 +213,8 @@ def test_chunked_runs_equal_whole_epoch(rng):
         r = ops.make_runner(n2, cost, opt, X, cost.prepare(y, 3, np.float64), 7)
         tot = [0.0, 0]
         for b0, b1 in pieces:
-            ls, c = r.run(order, b0, b1)
+            ls, c, bad = r.run(order, b0, b1)
+            assert bad == -1
             tot[0] += ls
             tot[1] += c
         results.append((n2.params.copy(), tot, opt.t))
@@ -241,10 +242,11 @@ def test_threads_do_not_change_results(mnist, monkeypatch):
     assert all(np.array_equal(out[0], o) for o in out[1:])
 
 
-def test_auto_parallel_probing_equals_numpy(mnist, monkeypatch):
-    """The "auto" mode (timed probes, switching between serial and threaded mid-epoch)."""
+def test_auto_threads_equals_numpy(mnist, monkeypatch):
+    """The "auto" mode with a crossover low enough that this fit runs threaded."""
     monkeypatch.setattr(config, "PARALLEL", "auto")
     monkeypatch.setattr(config, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(numba_backend, "AUTO_THREAD_WORK", 0)
     Xtr, ytr, _, _ = mnist
     X = Xtr[:640].reshape(640, -1).astype(np.float64) / 255
     net = fn.Sequential(fn.Linear(784, 24), fn.Tanh(), fn.Linear(24, 10), seed=0, dtype=np.float64)

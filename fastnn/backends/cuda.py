@@ -72,10 +72,10 @@ class CudaRunner:
             self._order_src = order
         s = list(self.state.values())
         opt = self.plan.optim(self.optimizer, *(s + [None, None])[:2])
-        loss, correct = self.epoch.train(self.dev, opt, self.data, self._order, b0, b1, self.batch_size,
-                                         self.optimizer.t)
+        loss, correct, bad = self.epoch.train(self.dev, opt, self.data, self._order, b0, b1, self.batch_size,
+                                              self.optimizer.t)
         self.optimizer.t += b1 - b0
-        return loss, correct
+        return loss, correct, bad
 
     def finish(self):
         """Copy parameters, gradients and optimizer state back into the host objects (in place)."""

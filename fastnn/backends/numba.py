@@ -23,7 +23,7 @@
 Threads and fastmath are set in :mod:`fastnn.config`.
 """
 
-import time
+import contextlib
 
 import numpy as np
 
@@ -39,6 +39,10 @@ from fastnn.kernels.layout import OPT_SGD, WD
 #: 0.38 vs 0.57 s at batch 10; at batch 2 the minibatch loop wins (1.8 vs 2.0 s). Tiny
 #: nets (2-3-2) were also faster through BLAS from batch 4 on.
 BLAS_MIN_BATCH = 4
+#: Multiply-adds per batch from which "auto" threads the row-blocked minibatch kernels.
+AUTO_THREAD_WORK = 2_000_000
+#: Multiply-adds per batch from which "auto" gives BLAS all threads (see threads_for).
+AUTO_BLAS_THREAD_WORK = 2_000_000
 
 
 class NumbaOps(Ops):
@@ -119,11 +123,12 @@ class OnlineRunner(_Runner):
     def run(self, order, b0, b1):
         """Train on batches ``b0 <= b < b1`` of ``order`` (see :meth:`fastnn.backends.numpy.Ops.make_runner`)."""
         if b1 <= b0:
-            return 0.0, 0
+            return 0.0, 0, -1
         model, optim = self._args()
-        loss, correct = epoch_online.train(model, optim, self.data, np.ascontiguousarray(order, np.int64), b0, b1)
+        loss, correct, bad = epoch_online.train(model, optim, self.data, np.ascontiguousarray(order, np.int64),
+                                                b0, b1)
         self.optimizer.t += b1 - b0
-        return float(loss), int(correct)
+        return float(loss), int(correct), int(bad)
 
 
 class MinibatchRunner(_Runner):
@@ -135,10 +140,6 @@ class MinibatchRunner(_Runner):
 
     #: Fraction of non-zero inputs below which the first layer reads X as CSR.
     sparse_density = 0.5
-    #: Batches per timing probe when ``config.PARALLEL == "auto"``.
-    probe_batches = 3
-    #: Threaded batches between checks that threads still pay.
-    check_every = 32
 
     def __init__(self, net, cost, optimizer, X, targets, batch_size):
         super().__init__(net, cost, optimizer, X, targets, batch_size)
@@ -161,121 +162,77 @@ class MinibatchRunner(_Runner):
         # decided by size only (not by config.PARALLEL or the threads) so that the
         # choice of the sparse SGD path below never depends on the thread settings
         big = batch_size > 1 and batch_size * per_sample >= config.PARALLEL_MIN_WORK
-        self.can_parallel = config.PARALLEL != "0" and big
         # small batches of plain SGD on sparse input update the first layer's weights
         # straight from the non-zero inputs (sparse.sgd_sparse_rows); big batches keep
         # the dense gradient, whose weight rows the threads can share
         self.sparse_sgd_ok = (self.sparse and not big and self.plan.opt_code == OPT_SGD
                               and int(spec[0, 2]) == 0)
-        #: whether the last minibatches ran threaded (decided per run when PARALLEL is "auto")
-        self.parallel = self.can_parallel and config.PARALLEL == "1"
+        #: whether this fit's minibatches run on the threads (decided once, see threads_for)
+        self.parallel = threads_for(batch_size * per_sample, AUTO_THREAD_WORK) > 1
 
     def run(self, order, b0, b1):
         """Train on batches ``b0 <= b < b1`` of ``order`` (see :meth:`fastnn.backends.numpy.Ops.make_runner`)."""
-        order = np.ascontiguousarray(order, dtype=np.int64)
         if b1 <= b0:
-            return 0.0, 0
+            return 0.0, 0, -1
         model, optim = self._args()
-        can = self.can_parallel and config.get_num_threads() > 1
-        if not can or config.PARALLEL == "1":
-            self.parallel = can
-            return self._train(model, optim, order, b0, b1, can)
-        if b1 - b0 < 8 * self.probe_batches:
-            return self._train(model, optim, order, b0, b1, self.parallel)
-        # "auto": time a few batches each way (serial twice, so that a first call's
-        # compile or cache load is not held against it) and go on the faster way; while
-        # threaded, fall back to one thread as soon as a stretch of batches runs slower
-        # than the serial probe (the machine got busy: parallel regions then stall).
-        p = self.probe_batches
-        loss, correct, times = 0.0, 0, []
-        for k, par in enumerate((False, True, False)):
-            t = time.perf_counter()
-            ls, c = self._train(model, optim, order, b0 + k * p, b0 + (k + 1) * p, par)
-            loss, correct = loss + ls, correct + c
-            times.append((time.perf_counter() - t) / p)
-        serial = min(times[0], times[2])
-        self.parallel = times[1] < 0.8 * serial
-        b = b0 + 3 * p
-        while b < b1:
-            e = min(b1, b + (self.check_every if self.parallel else b1))
-            t = time.perf_counter()
-            ls, c = self._train(model, optim, order, b, e, self.parallel)
-            loss, correct = loss + ls, correct + c
-            if self.parallel and (time.perf_counter() - t) / (e - b) > serial:
-                self.parallel = False
-            b = e
-        return loss, correct
+        return self._train(model, optim, np.ascontiguousarray(order, dtype=np.int64), b0, b1, self.parallel)
 
     def _train(self, model, optim, order, b0, b1, parallel):
         opt = self.optimizer
         sparse_sgd = bool(self.sparse_sgd_ok and optim.hp[WD] == 0)
-        loss, correct = epoch_minibatch.train(model, optim, self.data, self.pattern, order, b0, b1,
-                                              self.batch_size, self.A0, opt.t, parallel, sparse_sgd)
+        loss, correct, bad = epoch_minibatch.train(model, optim, self.data, self.pattern, order, b0, b1,
+                                                   self.batch_size, self.A0, opt.t, parallel, sparse_sgd)
         opt.t += b1 - b0
-        return float(loss), int(correct)
+        return float(loss), int(correct), int(bad)
 
 
 class BlasRunner(_Runner):
     """Minibatches whose matrix products are BLAS calls (``kernels/cpu/epoch_blas.py``).
 
-    BLAS threads follow ``fastnn.config`` (at most ``get_num_threads()``, and timed
-    against one thread when ``PARALLEL`` is "auto") when ``threadpoolctl`` is
-    installed; without it BLAS keeps its own setting. No Numba threads are used here.
+    BLAS runs on the threads that :func:`threads_for` gives this fit's work per batch
+    (at most ``config.get_num_threads()`` and BLAS's own limit), set through
+    ``threadpoolctl`` around each call; no Numba threads are used here. The summation
+    order inside a product is BLAS's: the same for the same thread count, not
+    guaranteed across thread counts.
     """
 
     transposed = False
-    #: Batches per timing probe (1 BLAS thread vs all) when ``config.PARALLEL == "auto"``.
-    probe_batches = 3
 
     def __init__(self, net, cost, optimizer, X, targets, batch_size):
         super().__init__(net, cost, optimizer, X, targets, batch_size)
         self.xbuf = np.zeros(batch_size * self.data.X.shape[1], net.dtype)
-        #: whether threaded BLAS won the last timing probe
-        self.threads_pay = False
+        work = batch_size * sum(int(r[0] * r[1]) for r in self.plan.spec)
+        self.ctl = _blas_controller()
+        limit = max([int(d.get("num_threads") or 1) for d in self.ctl.info()] or [1]) if self.ctl else 1
+        #: BLAS threads of this fit (decided once)
+        self.blas_threads = min(threads_for(work, AUTO_BLAS_THREAD_WORK), limit)
 
     def run(self, order, b0, b1):
-        """Train on batches ``b0 <= b < b1`` of ``order`` (see :meth:`fastnn.backends.numpy.Ops.make_runner`).
-
-        BLAS runs on at most ``config.get_num_threads()`` threads (and never more
-        than its own setting). With ``config.PARALLEL == "auto"`` a few batches are
-        timed on one BLAS thread and on all of them at the start of each call, and
-        the faster is kept: on a busy machine threaded BLAS can be many times slower.
-        """
+        """Train on batches ``b0 <= b < b1`` of ``order`` (see :meth:`fastnn.backends.numpy.Ops.make_runner`)."""
         if b1 <= b0:
-            return 0.0, 0
+            return 0.0, 0, -1
         order = np.ascontiguousarray(order, dtype=np.int64)
         model, optim = self._args()
-        ctl = _blas_controller()
-        if ctl is None:
-            return self._train(model, optim, order, b0, b1)
-        n = config.get_num_threads()
-        n = max(1, min(n, max(int(d.get("num_threads") or 1) for d in ctl.info())))
-        mode = config.PARALLEL
-        if n == 1 or mode == "0":
-            with ctl.limit(limits=1):
-                return self._train(model, optim, order, b0, b1)
-        if mode == "1" or b1 - b0 < 8 * self.probe_batches:
-            with ctl.limit(limits=n if mode == "1" or self.threads_pay else 1):
-                return self._train(model, optim, order, b0, b1)
-        p = self.probe_batches
-        loss, correct, times = 0.0, 0, []
-        for k, th in enumerate((1, n, 1)):
-            t = time.perf_counter()
-            with ctl.limit(limits=th):
-                ls, c = self._train(model, optim, order, b0 + k * p, b0 + (k + 1) * p)
-            times.append(time.perf_counter() - t)
-            loss, correct = loss + ls, correct + c
-        self.threads_pay = times[1] < 0.8 * min(times[0], times[2])
-        with ctl.limit(limits=n if self.threads_pay else 1):
-            ls, c = self._train(model, optim, order, b0 + 3 * p, b1)
-        return loss + ls, correct + c
+        with (self.ctl.limit(limits=self.blas_threads) if self.ctl else contextlib.nullcontext()):
+            loss, correct, bad = epoch_blas.train(model, optim, self.data, order, b0, b1, self.batch_size,
+                                                  self.xbuf, self.optimizer.t)
+        self.optimizer.t += b1 - b0
+        return float(loss), int(correct), int(bad)
 
-    def _train(self, model, optim, order, b0, b1):
-        opt = self.optimizer
-        loss, correct = epoch_blas.train(model, optim, self.data, order, b0, b1, self.batch_size, self.xbuf,
-                                         opt.t)
-        opt.t += b1 - b0
-        return float(loss), int(correct)
+
+def threads_for(work, auto_work):
+    """Threads one fit uses for batches of ``work`` multiply-adds: decided once per fit, from
+    the work alone (never from timings), so the same fit gives the same bits every run.
+
+    ``FASTNN_PARALLEL`` (``fastnn.config.PARALLEL``) overrides: ``"0"`` one thread, ``"1"``
+    all of ``fastnn.set_num_threads`` from ``PARALLEL_MIN_WORK`` on, ``"auto"`` all from
+    ``auto_work`` on (the measured crossover of the path).
+    """
+    n = config.get_num_threads()
+    if n == 1 or config.PARALLEL == "0":
+        return 1
+    limit = config.PARALLEL_MIN_WORK if config.PARALLEL == "1" else auto_work
+    return n if work >= limit else 1
 
 
 _CONTROLLER = []

@@ -46,10 +46,11 @@ class Ops:
         """A runner that trains whole ranges of batches of one ``fit`` in compiled code, or
         None for the Python batch loop of :mod:`fastnn.training` (always None here).
 
-        A runner has ``n_batches``, ``run(order, b0, b1) -> (loss_sum, correct)`` (train
+        A runner has ``n_batches``, ``run(order, b0, b1) -> (loss_sum, correct, bad)`` (train
         batches ``b0 <= b < b1`` of the int64 sample ``order``; the loss summed over the
         samples and the correct count, both measured on each batch's forward pass before
-        its update) and ``finish()`` (make the network and optimizer hold the trained values).
+        its update; the first batch whose loss is not finite, or -1) and ``finish()`` (make
+        the network and optimizer hold the trained values).
         """
         return None
 

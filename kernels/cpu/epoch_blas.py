@@ -14,6 +14,8 @@ epochs); only the matrix products sum in BLAS's order, so float64 training agree
 with the ``"numpy"`` backend (itself BLAS) to ~1e-13.
 """
 
+import math
+
 import numpy as np
 
 from fastnn.kernels.cpu.jit import jit
@@ -47,7 +49,9 @@ def _bias_act_rows(Y, b, has_bias, code, slope):
 
 @jit
 def train(model, opt, data, order, b0, b1, bs, xbuf, t0):
-    """Train on batches ``b0 <= b < b1`` of ``order``; returns (loss_sum, correct).
+    """Train on batches ``b0 <= b < b1`` of ``order``; returns (loss_sum, correct, bad).
+
+    ``bad`` is the first batch whose loss is not finite (NaN or inf: training diverged), or -1.
 
     Same contract as :func:`.epoch_minibatch.train` (loss and correct count measured on
     each batch's forward pass before its update; ``grads`` holds the last batch's
@@ -60,6 +64,7 @@ def train(model, opt, data, order, b0, b1, bs, xbuf, t0):
     F = X.shape[1]
     loss = 0.0
     correct = 0
+    bad = -1  # the first batch whose loss is not finite
     for bi in range(b0, b1):
         rows = batch_rows(order, bi, bs)
         B = rows.shape[0]
@@ -77,6 +82,8 @@ def train(model, opt, data, order, b0, b1, bs, xbuf, t0):
         ls, c = output_delta(model, data, rows, B)
         loss += ls
         correct += c
+        if bad < 0 and not math.isfinite(ls):
+            bad = bi
         # backward: dW_l = A_l.T @ D_l, db_l = sum D_l, D_{l-1} = (D_l @ W_l.T) * act'
         for l in range(L - 1, -1, -1):
             nin, nout = spec[l, NIN], spec[l, NOUT]
@@ -93,4 +100,4 @@ def train(model, opt, data, order, b0, b1, bs, xbuf, t0):
                 for r in range(B):
                     act_backward_row(code, A[r], DX[r], slopes[l - 1])
         step(opt, params, grads, t0 + bi - b0 + 1)
-    return loss, correct
+    return loss, correct, bad

@@ -8,6 +8,8 @@ rows (weight gradient) over the threads. On sparse input the first layer reads X
 through its sparsity pattern (:mod:`.sparse`) and its input gradient is never computed.
 """
 
+import math
+
 from fastnn.kernels.cpu.jit import jit
 from fastnn.kernels.cpu.linear import (
     bwd_input_par, bwd_input_rows, bwd_weight_par, bwd_weight_rows, fwd_par, fwd_rows)
@@ -108,7 +110,9 @@ def _backward(model, X, sp, A0, rows, B, parallel, skip_w0):
 
 @jit
 def train(model, opt, data, sp, order, b0, b1, bs, A0, t0, parallel, sparse_sgd):
-    """Train on batches ``b0 <= b < b1`` of ``order``; returns (loss_sum, correct).
+    """Train on batches ``b0 <= b < b1`` of ``order``; returns (loss_sum, correct, bad).
+
+    ``bad`` is the first batch whose loss is not finite (NaN or inf: training diverged), or -1.
 
     model, opt, data: :mod:`fastnn.kernels.layout`'s Model, Optim and Data; ``sp`` the
     input's :class:`~.sparse.Pattern`; A0 (bs, F) scratch for the gathered dense batch;
@@ -124,6 +128,7 @@ def train(model, opt, data, sp, order, b0, b1, bs, A0, t0, parallel, sparse_sgd)
     spec, ws = model.spec, model.ws
     loss = 0.0
     correct = 0
+    bad = -1  # the first batch whose loss is not finite
     for bi in range(b0, b1):
         rows = batch_rows(order, bi, bs)
         B = rows.shape[0]
@@ -131,6 +136,8 @@ def train(model, opt, data, sp, order, b0, b1, bs, A0, t0, parallel, sparse_sgd)
         ls, c = output_delta(model, data, rows, B)
         loss += ls
         correct += c
+        if bad < 0 and not math.isfinite(ls):
+            bad = bi
         _backward(model, data.X, sp, A0, rows, B, parallel, sparse_sgd)
         if sparse_sgd:
             p, g, nw0 = model.params, model.grads, spec[0, NIN] * spec[0, NOUT]
@@ -144,4 +151,4 @@ def train(model, opt, data, sp, order, b0, b1, bs, A0, t0, parallel, sparse_sgd)
         B = rows.shape[0]
         bwd_weight_sparse_cols(weights(model.grads, spec, 0), data.X, sp.ptr, sp.idx, rows,
                                rows2d(ws, spec[0, DOFF], B, spec[0, NOUT]), B, 0, spec[0, NOUT])
-    return loss, correct
+    return loss, correct, bad

@@ -6,6 +6,8 @@ non-zero inputs only (81% of MNIST's pixels are zero), through the LLVM-vector
 intrinsics of :mod:`.simd`; later layers on transposed, padded private copies.
 """
 
+import math
+
 import numpy as np
 
 from fastnn.kernels.cpu.jit import jit
@@ -158,7 +160,8 @@ def train(model, opt, data, order, b0, b1):
     private padded rows whose padding lanes stay zero. The copies are made at the
     start and written back at the end. MSE gets a one-pass loss and delta
     (:func:`_mse_delta`); other costs use the generic row helpers.
-    Returns (loss_sum, correct).
+    Returns (loss_sum, correct, bad): ``bad`` is the first sample whose loss is not
+    finite (NaN or inf: training diverged), or -1.
     """
     params, spec, slopes, hp = model.params, model.spec, model.slopes, opt.hp
     X, T, labels, use_int, has_acc = data.X, data.T, data.labels, data.use_int, data.has_acc
@@ -168,6 +171,7 @@ def train(model, opt, data, order, b0, b1):
     lr, wd = hp[LR], hp[WD]
     loss = 0.0
     correct = 0
+    bad = -1  # the first batch whose loss is not finite
     nin0, nout0 = spec[0, NIN], spec[0, NOUT]
     W0 = weights(params, spec, 0)
     W0p = np.zeros((nin0, _pad(nout0)), dtype)
@@ -232,6 +236,8 @@ def train(model, opt, data, order, b0, b1):
             cost_grad_row(cost, D, P, trow, lab, 1, eps, fused_last)
         loss += ls
         correct += c
+        if bad < 0 and not math.isfinite(ls):
+            bad = bi
         if act_left:
             act_backward_row(last, P, D, slopes[L - 1])
         # ---- backward and in-place update, last layer first
@@ -265,4 +271,4 @@ def train(model, opt, data, order, b0, b1):
         for i in range(spec[l, NIN]):
             for j in range(spec[l, NOUT]):
                 W[i, j] = WT[j, i]
-    return loss, correct
+    return loss, correct, bad

@@ -12,6 +12,8 @@ The network comes as a :class:`fastnn.kernels.layout.Model` whose ``params`` and
 tensors (from the layer table) and the batch buffers, made once per ``fit``.
 """
 
+import math
+
 import numpy as np
 from numba import cuda
 
@@ -108,14 +110,15 @@ def _backward(layers, xb, acts, deltas, tmps):
 
 
 def train(state, opt, data, order, b0, b1, bs, t0):
-    """Train batches ``b0 <= b < b1`` of ``order`` (device int64); returns (loss_sum, correct).
+    """Train batches ``b0 <= b < b1`` of ``order`` (device int64); returns (loss_sum, correct, bad).
 
     opt: a :class:`~fastnn.kernels.layout.Optim` with device state buffers and the host
     ``hp`` (Adam's bias corrections are refreshed in it per step); data: a
     :class:`~fastnn.kernels.layout.Data` with device ``X`` (N, F), dense float targets
     ``T`` (N, K) and ``labels`` (N,) int64 for argmax accuracy; ``t0`` the optimizer's step
     count before these batches. Loss and correct count are measured on each batch's
-    forward pass before its update.
+    forward pass before its update. ``bad`` is the first batch whose loss is not finite
+    (training diverged), or -1; the per-row losses are read back only in that case.
     """
     layers, n = state.layers, data.X.shape[0]
     p, g = state.model.params, state.model.grads
@@ -142,4 +145,9 @@ def train(state, opt, data, order, b0, b1, bs, t0):
         launch.update(opt.code, p, g, opt.s1, opt.s2, opt.hp, opt.n_decay)
     lo, hi = b0 * bs, min(n, b1 * bs)
     launch.reduce_rows(state.out_loss, state.out_correct, state.rowloss, state.rowcorrect, lo, hi)
-    return float(state.out_loss.copy_to_host()[0]), int(state.out_correct.copy_to_host()[0])
+    loss, correct, bad = float(state.out_loss.copy_to_host()[0]), int(state.out_correct.copy_to_host()[0]), -1
+    if not math.isfinite(loss):
+        per_batch = np.add.reduceat(state.rowloss[lo:hi].copy_to_host(), np.arange(0, hi - lo, bs))
+        where = np.flatnonzero(~np.isfinite(per_batch))
+        bad = b0 + int(where[0]) if len(where) else b1 - 1  # else only the float64 total overflowed
+    return loss, correct, bad
