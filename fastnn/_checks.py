@@ -21,8 +21,15 @@ def check_positive_int(name, v):
     return int(v)
 
 
+def _is_sparse(X):
+    return type(X).__module__.startswith("scipy.sparse")
+
+
 def check_X(X, n_in, dtype, allow_empty=False, name="X"):
     """2-D, numeric, finite, ``n_in`` columns; converted to contiguous ``dtype``."""
+    if _is_sparse(X):
+        raise ValueError(f"{name} is a scipy.sparse matrix ({type(X).__name__}), which fastnn does not take "
+                         f"yet; pass a dense array ({name}.toarray()) if it fits in memory")
     X = np.asarray(X)
     if X.dtype == object or X.dtype.kind not in "fiub":
         raise ValueError(f"{name} must be numeric, got dtype {X.dtype}")
@@ -32,10 +39,25 @@ def check_X(X, n_in, dtype, allow_empty=False, name="X"):
         raise ValueError(f"{name} is empty (0 samples)")
     if n_in is not None and X.shape[1] != n_in:
         raise ValueError(f"{name} has {X.shape[1]} features but the network expects {n_in}")
-    X = np.ascontiguousarray(X, dtype=dtype)
+    check_range(X, dtype, name)
+    with np.errstate(over="ignore"):
+        X = np.ascontiguousarray(X, dtype=dtype)
     if not all_finite(X):
         raise ValueError(f"{name} contains NaN or inf")
     return X
+
+
+def check_range(a, dtype, name):
+    """Raise ValueError when finite values of ``a`` overflow ``dtype`` (they would become inf)."""
+    dt = np.dtype(dtype)
+    if a.dtype.kind != "f" or a.dtype.itemsize <= dt.itemsize or a.size == 0:
+        return
+    with np.errstate(invalid="ignore"):
+        big = np.nanmax(np.abs(a), initial=0.0)
+    if np.isfinite(big) and big > np.finfo(dt).max:
+        raise ValueError(f"{name} has values up to {big:.3g}, beyond the range of {dt.name} "
+                         f"(largest {np.finfo(dt).max:.3g}): scale the data, or build the network with "
+                         f"dtype=np.float64")
 
 
 def all_finite(a):

@@ -8,6 +8,7 @@ which fuses BCE with a final Sigmoid) and counting correct predictions.
 
 import numpy as np
 
+from fastnn import _checks
 from fastnn.kernels import reference as _ref
 from fastnn.layers import Sigmoid
 
@@ -47,11 +48,25 @@ def _check_labels(y, n_classes, what="labels"):
             raise ValueError(f"{what} must be whole numbers, got non-integer values")
     elif y.dtype.kind not in "iub":
         raise ValueError(f"{what} must be integers, got dtype {y.dtype}")
-    yi = y.astype(np.int64)
-    if len(yi) and (yi.min() < 0 or yi.max() >= n_classes):
-        raise ValueError(f"{what} must lie in 0..{n_classes - 1} for a network with {n_classes} outputs; "
-                         f"got values from {yi.min()} to {yi.max()}")
-    return yi
+    if len(y):
+        # the range in the labels' own dtype (a uint64 above 2**63 must not wrap to a negative int64)
+        lo, hi = y.min(), y.max()
+        lo, hi = (int(lo), int(hi)) if y.dtype.kind != "f" else (lo, hi)
+        if lo < 0 or hi >= n_classes:
+            show = (lambda v: f"{v:g}") if y.dtype.kind == "f" else str
+            raise ValueError(f"{what} must lie in 0..{n_classes - 1} for a network with {n_classes} outputs; "
+                             f"got values from {show(lo)} to {show(hi)}")
+    return y.astype(np.int64)
+
+
+def _label_vector(Y, n_out):
+    """``Y`` as a 1-D vector of class labels when it has that shape -- (N,), or (N, 1) for a
+    network with more than one output, which is unambiguous -- else None."""
+    if Y.ndim == 1 and n_out > 1:
+        return Y
+    if Y.ndim == 2 and Y.shape[1] == 1 and n_out > 1:
+        return Y[:, 0]
+    return None
 
 
 def _check_float_targets(Y, n_out, dtype, name):
@@ -65,7 +80,9 @@ def _check_float_targets(Y, n_out, dtype, name):
                          + f", got an array with {Y.ndim} dimension(s) of shape {Y.shape}")
     if Y.shape[1] != n_out:
         raise ValueError(f"targets have {Y.shape[1]} columns but the network has {n_out} outputs")
-    Y = _as_float(Y, dtype)
+    _checks.check_range(Y, dtype, "Y (the targets)")
+    with np.errstate(over="ignore"):
+        Y = _as_float(Y, dtype)
     if not np.all(np.isfinite(Y)):
         raise ValueError("targets contain NaN or inf")
     return Y
@@ -121,16 +138,20 @@ class MSE(Cost):
     """Mean squared error, ``J = 1/(2N) * sum_n ||pred_n - target_n||^2`` (seeds 000-002).
 
     Targets are (N, K) floats, or (N,) when K = 1. For a network with K > 1 outputs,
-    1-D *integer* targets are class labels: they are one-hot encoded (as seed 002
-    does for MNIST) and training reports accuracy.
+    targets of shape (N,) or (N, 1) are class labels (integers, whole-number floats or
+    booleans, as for :class:`CrossEntropy`): they are one-hot encoded (as seed 002 does
+    for MNIST) and training reports accuracy.
     """
 
     code = _ref.MSE
 
     def prepare(self, Y, n_out, dtype):
         Y = np.asarray(Y)
-        if Y.ndim == 1 and n_out > 1 and Y.dtype.kind in "iu":
-            labels = _check_labels(Y, n_out)
+        y = _label_vector(Y, n_out)
+        if y is not None and y.dtype.kind == "f" and not np.all(np.isfinite(y) & (y == np.round(y))):
+            y = None  # not labels: regression targets of the wrong shape (the check below says so)
+        if y is not None:  # class labels, as CrossEntropy takes them: one-hot targets
+            labels = _check_labels(y, n_out)
             T = np.zeros((len(labels), n_out), dtype)
             T[np.arange(len(labels)), labels] = 1
             return Targets(T, labels)
@@ -140,7 +161,8 @@ class MSE(Cost):
 class CrossEntropy(Cost):
     """Softmax cross-entropy on raw scores (the network ends in a Linear, not a Softmax).
 
-    Targets are integer labels (N,) in 0..C-1, or one-hot / probability rows (N, C).
+    Targets are class labels in 0..C-1 of shape (N,) or (N, 1) (integers, whole-number
+    floats or booleans), or one-hot / probability rows (N, C).
     """
 
     code = _ref.CROSS_ENTROPY
@@ -148,10 +170,11 @@ class CrossEntropy(Cost):
 
     def prepare(self, Y, n_out, dtype):
         Y = np.asarray(Y)
-        if Y.ndim == 1:
-            if n_out < 2:
-                raise ValueError("CrossEntropy needs a network with at least 2 outputs; use BCE for one output")
-            labels = _check_labels(Y, n_out)
+        if n_out < 2:
+            raise ValueError("CrossEntropy needs a network with at least 2 outputs; use BCE for one output")
+        y = _label_vector(Y, n_out)
+        if y is not None:
+            labels = _check_labels(y, n_out)
             return Targets(labels, labels)
         T = _check_float_targets(Y, n_out, dtype, "CrossEntropy")
         if np.any(T < 0) or not np.allclose(T.sum(axis=1), 1, atol=1e-3):

@@ -222,9 +222,10 @@ class Trainer:
         history = self.history = History()
         cbs.set_trainer(self)
         self.optimizer.ensure_setup(net)
-        runner = self.ops.make_runner(net, self.cost, self.optimizer, X, targets, self.batch_size)
+        bs = min(self.batch_size, n)  # a batch larger than the data is the whole data: size buffers by it
+        runner = self.ops.make_runner(net, self.cost, self.optimizer, X, targets, bs)
         if runner is None:
-            runner = BatchLoop(self.ops, net, self.cost, self.optimizer, X, targets, self.batch_size)
+            runner = BatchLoop(self.ops, net, self.cost, self.optimizer, X, targets, bs)
         nb = runner.n_batches
         acc_den = self.cost.accuracy_denominator(n, net.outsize)
         cbs.on_train_begin({})
@@ -256,7 +257,7 @@ class Trainer:
                     if adaptive and not (epoch == 0 and b0 == 0):  # the first call includes JIT time
                         sec_per_batch = (time.perf_counter() - tr) / (b1 - b0)
                     loss_sum, correct = loss_sum + ls, correct + c
-                    seen = min(n, b1 * self.batch_size)
+                    seen = min(n, b1 * bs)
                     if cbs.wants_batches:
                         blogs = {"batch": b1 - 1, "n_batches": nb, "loss": loss_sum / seen}
                         if targets.labels is not None:
