@@ -48,8 +48,12 @@ class Optimizer:
             self.setup(net)
 
     def check(self):
-        """Raise ValueError if hyper-parameters were changed to invalid values."""
-        _positive("lr", self.lr)
+        """Raise ValueError if hyper-parameters were changed to invalid values since construction
+        (callbacks and users may set ``lr``, ``momentum``, betas ... on the object): the
+        constructor's own checks run again on :meth:`config`."""
+        cfg = dict(self.config())
+        cfg.pop("type", None)
+        type(self)(**cfg)
 
     def step(self, net, ops=None):
         """Apply one update to ``net`` from the gradients in ``net.grads``."""
