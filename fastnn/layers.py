@@ -9,11 +9,27 @@ gradient buffers of the :class:`~fastnn.Sequential` that holds it; a Linear that
 not in a network owns small arrays of its own.
 """
 
+import contextlib
+import contextvars
 import math
 
 import numpy as np
 
 from fastnn.kernels import reference as _ref
+
+#: True while layers are built to receive stored weights (see :func:`no_init`).
+_NO_INIT = contextvars.ContextVar("fastnn_no_init", default=False)
+
+
+@contextlib.contextmanager
+def no_init():
+    """Build layers without drawing initial weights (they stay zero): for loading stored weights."""
+    token = _NO_INIT.set(True)
+    try:
+        yield
+    finally:
+        _NO_INIT.reset(token)
+
 
 INIT_SCHEMES = (
     "gaussian", "uniform", "xavier", "xavier_uniform", "xavier_normal",
@@ -118,8 +134,11 @@ class Linear(Layer):
         """Draw the initial weights from ``rng`` (in float64, then cast) and zero the bias.
 
         Drawing in float64 makes the initial weights independent of the network's
-        dtype and backend.
+        dtype and backend. Inside :func:`no_init` (loading a model file) nothing is drawn:
+        the weights stay zero until they are copied in.
         """
+        if _NO_INIT.get():
+            return
         fan_in, fan_out = self.insize, self.outsize
         shape, s, scheme = (fan_in, fan_out), self.wscale, self.init
         if scheme == "gaussian":
