@@ -34,7 +34,7 @@ _NAMES = {
     "fastnn.layers": ("Identity", "Layer", "LeakyReLU", "Linear", "ReLU", "Sigmoid", "Sign", "Softmax", "Tanh"),
     "fastnn.network": ("Sequential",),
     "fastnn.optimizers": ("SGD", "Adam", "Optimizer"),
-    "fastnn.training": ("History", "Trainer"),
+    "fastnn.training": ("DivergenceError", "History", "Trainer"),
     "fastnn.callbacks": ("Callback", "CosineDecay", "EarlyStopping", "EpochLogger", "ExponentialDecay",
                          "LearningRateScheduler", "ModelCheckpoint", "ProgressBar", "StepDecay"),
 }

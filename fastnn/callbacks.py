@@ -24,6 +24,7 @@ Provided here: :class:`ProgressBar` (what ``fit(progress=True)`` shows),
 import math
 import os
 import sys
+import warnings
 
 
 class Callback:
@@ -393,7 +394,9 @@ class ModelCheckpoint(Callback):
     mode, min_delta : as in :class:`EarlyStopping`.
 
     Writes are atomic (see :func:`fastnn.io.save`), so the file on disk is always a
-    complete model. ``self.saved`` lists ``(epoch, path)`` of every save.
+    complete model. A network whose weights are NaN or inf (a diverged training under
+    ``on_nonfinite="ignore"``) is never written: that epoch is skipped with a warning.
+    ``self.saved`` lists ``(epoch, path)`` of every save.
     """
 
     def __init__(self, path, monitor="val_loss", save_best_only=True, mode="auto", min_delta=0.0):
@@ -410,8 +413,12 @@ class ModelCheckpoint(Callback):
         self._m.reset()
 
     def on_epoch_end(self, epoch, logs=None):
-        from fastnn import io
+        from fastnn import _checks, io
 
+        if not _checks.all_finite(self.net.params):
+            warnings.warn(f"ModelCheckpoint: epoch {epoch + 1} left NaN or inf weights; not saving them over "
+                          f"{self.path}", RuntimeWarning, stacklevel=2)
+            return
         if self.save_best_only:
             value = self._m.value(logs, "ModelCheckpoint")
             if not self._m.improved(value):

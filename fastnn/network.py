@@ -187,12 +187,13 @@ class Sequential:
         layers = [layer_from_config(c) for c in cfg["layers"]]
         return cls(*layers, dtype=np.dtype(cfg.get("dtype", "float32")))
 
-    def save(self, path, cost=None, extra=None):
+    def save(self, path, cost=None, extra=None, allow_nonfinite=False):
         """Write this network to a safetensors model file (see :func:`fastnn.io.save`);
-        read it back with :func:`fastnn.load`."""
+        read it back with :func:`fastnn.load`. NaN or inf weights raise ValueError unless
+        ``allow_nonfinite``."""
         from fastnn import io
 
-        return io.save(self, path, cost=cost, extra=extra)
+        return io.save(self, path, cost=cost, extra=extra, allow_nonfinite=allow_nonfinite)
 
     # -- low-level forward/backward, as in the seeds --------------------------------
     def forward(self, x, backend=None):
@@ -239,7 +240,15 @@ class Sequential:
         X = _checks.check_X(X, self.insize, self.dtype, allow_empty=True)
         if batch_size is not None:
             _checks.check_positive_int("batch_size", batch_size)
+        self.check_finite("predict with")
         return get_ops(backend).predict(self, X, batch_size)
+
+    def check_finite(self, what="use"):
+        """Raise ValueError when a weight or bias is NaN or inf (a diverged training)."""
+        if not _checks.all_finite(self.params):
+            bad = int(np.count_nonzero(~np.isfinite(self.params)))
+            raise ValueError(f"cannot {what} this network: {bad} of its {self.n_params} parameters are NaN or inf "
+                             "(did training diverge? fit raises DivergenceError unless on_nonfinite='ignore')")
 
     def evaluate(self, X, Y, cost, batch_size=None, backend=None):
         """Loss (and accuracy for classification) of the network on ``X``, ``Y``.
@@ -264,7 +273,7 @@ class Sequential:
 
     # -- training --------------------------------------------------------------------
     def fit(self, X, Y, cost, optimizer, epochs=1, batch_size=32, shuffle=True, seed=None,
-            validation_data=None, backend="auto", callbacks=None, progress=False):
+            validation_data=None, backend="auto", callbacks=None, progress=False, on_nonfinite="raise"):
         """Train the network in place; returns a :class:`~fastnn.History`.
 
         Parameters
@@ -286,11 +295,15 @@ class Sequential:
         callbacks : list of :class:`~fastnn.callbacks.Callback`
         progress : bool
             Show progress (a callback like any other).
+        on_nonfinite : "raise", "stop" or "ignore"
+            What a NaN or inf loss does (divergence): raise :class:`~fastnn.DivergenceError`
+            after restoring the weights and optimizer state of the last finite chunk of
+            batches; the same restore, then return with ``history.diverged``; or train on.
         """
         from fastnn.training import Trainer
 
         trainer = Trainer(self, cost, optimizer, batch_size=batch_size, backend=backend,
                           shuffle=shuffle, seed=seed)
         return trainer.fit(X, Y, epochs=epochs, validation_data=validation_data,
-                           callbacks=callbacks, progress=progress)
+                           callbacks=callbacks, progress=progress, on_nonfinite=on_nonfinite)
 

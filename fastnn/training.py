@@ -16,56 +16,42 @@ How data reaches a kernel (at most five hops, never back up a layer)::
 """
 
 import math
-import signal
 import threading
 import time
 
 import numpy as np
 
 from fastnn import _checks
+from fastnn._interrupt import StopGuard
 from fastnn.backends import get_ops
 from fastnn.callbacks import CallbackList, progress_callback
 from fastnn.costs import get_cost
 from fastnn.optimizers import get_optimizer
 
-# With Ctrl-C handling on, epochs of at least ADAPTIVE_MIN_BATCHES batches run in
-# chunks of about INTERRUPT_LATENCY_S seconds, so that an interrupt is honoured
-# within that time. (Smaller epochs keep running in one call, as without the handler.)
+# With signal handling on, epochs of at least ADAPTIVE_MIN_BATCHES batches run in chunks
+# of about INTERRUPT_LATENCY_S seconds, so that Ctrl-C or SIGTERM is honoured within that
+# time. (Smaller epochs keep running in one call, as without the handler.)
 INTERRUPT_LATENCY_S = 0.5
 ADAPTIVE_MIN_BATCHES = 100
+#: What ``fit(on_nonfinite=...)`` takes.
+ON_NONFINITE = ("raise", "stop", "ignore")
 
 
-class _InterruptGuard:
-    """Turns the first SIGINT (Ctrl-C) during training into a flag that the loop
-    checks between chunks of batches, so training stops with nothing half-updated.
-    A second Ctrl-C gets the previous handler (normally an immediate KeyboardInterrupt).
-    Signal handlers can only be installed from the main thread; elsewhere it is inactive.
+class DivergenceError(FloatingPointError):
+    """Training diverged: a batch loss became NaN or inf (or the weights did).
+
+    ``fit`` restored the weights and optimizer state of the last finite chunk of batches
+    before raising; ``epoch`` and ``batch`` (counted from 1) say where it happened.
     """
 
-    def __init__(self):
-        self.flag = self.active = False
-        self._old = None
+    def __init__(self, message, epoch, batch):
+        super().__init__(message)
+        self.epoch, self.batch = epoch, batch
 
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            old = signal.getsignal(signal.SIGINT)
-            if old is not signal.SIG_IGN:
-                try:
-                    signal.signal(signal.SIGINT, self._handle)
-                except ValueError:  # e.g. a sub-interpreter
-                    return self
-                self._old = old if old is not None else signal.default_int_handler
-                self.active = True
-        return self
 
-    def _handle(self, signum, frame):
-        self.flag = True
-        signal.signal(signal.SIGINT, self._old)
-
-    def __exit__(self, *exc):
-        if self.active:
-            signal.signal(signal.SIGINT, self._old)
-            self.active = False
+# Networks being trained now (ids): fit refuses a second, concurrent fit of the same one.
+_ACTIVE = set()
+_ACTIVE_LOCK = threading.Lock()
 
 
 class BatchLoop:
@@ -105,6 +91,10 @@ class BatchLoop:
         bad : int
             The first batch whose loss is not finite (training diverged), or -1.
         """
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported through ``bad``
+            return self._run(order, b0, b1)
+
+    def _run(self, order, b0, b1):
         ops, net, cost, opt = self.ops, self.net, self.cost, self.optimizer
         bs, labels = self.batch_size, self.targets.labels
         loss_sum, correct, bad = 0.0, 0, -1
@@ -135,11 +125,13 @@ class History:
     ``"val_accuracy"`` with validation data. ``epoch`` lists the epoch indices and
     ``times`` the seconds each epoch took.
 
-    ``interrupted`` is True when Ctrl-C (or a callback raising KeyboardInterrupt)
-    stopped training: the History then holds the completed epochs, and the network
-    the weights after the last completed chunk of batches. ``stopped_at`` is
-    ``(epoch, batches)``: the epoch in progress and how many of its batches were
-    trained (``(k, 0)`` when the stop came right after k complete epochs).
+    ``interrupted`` is True when Ctrl-C or SIGTERM (or a callback raising
+    KeyboardInterrupt) stopped training: the History then holds the completed epochs,
+    and the network the weights after the last completed chunk of batches.
+    ``stopped_at`` is ``(epoch, batches)``: the epoch in progress and how many of its
+    batches were trained (``(k, 0)`` when the stop came right after k complete epochs).
+    ``diverged`` is True when ``fit(on_nonfinite="stop")`` stopped at a non-finite loss
+    (the network then holds the weights of the last finite chunk).
     """
 
     def __init__(self):
@@ -148,6 +140,7 @@ class History:
         self.times = []
         self.stopped_early = False
         self.interrupted = False
+        self.diverged = False
         self.stopped_at = None
 
     def append(self, epoch, logs, seconds):
@@ -162,6 +155,48 @@ class History:
     def __repr__(self):
         last = {k: round(v[-1], 4) for k, v in self.history.items() if v}
         return f"History(epochs={len(self.epoch)}, last={last})"
+
+
+class _Snapshot:
+    """The weights and optimizer state at the start of the last chunk of batches, so that a
+    diverged fit can go back to them. Host buffers are allocated once and copied into; a
+    runner whose state lives elsewhere (the GPU) offers ``snapshot()``/``restore()``."""
+
+    def __init__(self, runner, net, optimizer):
+        self.runner, self.net, self.opt = runner, net, optimizer
+        self.device = hasattr(runner, "snapshot")
+        self.bufs = None if self.device else [np.empty_like(a) for a in self._arrays()]
+        self.state = None
+
+    def _arrays(self):
+        return [self.net.params] + [getattr(self.opt, name) for name in self.opt.state_names()]
+
+    def take(self):
+        if self.device:
+            self.state = self.runner.snapshot()
+        else:
+            for buf, a in zip(self.bufs, self._arrays()):
+                np.copyto(buf, a)
+            self.state = self.opt.t
+
+    def restore(self):
+        """Back to the snapshot (gradients are zeroed: they belonged to a diverged batch)."""
+        if self.device:
+            self.runner.restore(self.state)
+            self.runner.finish()
+        else:
+            for buf, a in zip(self.bufs, self._arrays()):
+                np.copyto(a, buf)
+            self.opt.t = self.state
+        self.net.grads[...] = 0
+
+
+def _divergence_message(epoch, batch, nb, optimizer, X):
+    big = float(np.max(np.abs(X))) if X.size else 0.0
+    return (f"training diverged in epoch {epoch + 1}, batch {batch + 1} of {nb}: the loss (or the weights) "
+            f"became NaN or inf. The weights and optimizer state are back to the last finite chunk of batches. "
+            f"Try a smaller learning rate (lr is {optimizer.lr:g}) or scaled inputs (the largest |X| is "
+            f"{big:.3g}; e.g. sklearn's StandardScaler); fit(on_nonfinite='stop') returns instead of raising.")
 
 
 class Trainer:
@@ -199,12 +234,17 @@ class Trainer:
         _checks.check_rows(X, targets.T, name, yname)
         return X, targets
 
-    def fit(self, X, Y, epochs=1, validation_data=None, callbacks=None, progress=False):
+    def fit(self, X, Y, epochs=1, validation_data=None, callbacks=None, progress=False, on_nonfinite="raise"):
         """Train for ``epochs`` epochs; returns a :class:`History`.
 
-        Every argument is checked before any parameter changes.
+        Every argument is checked before any parameter changes. ``on_nonfinite`` says what
+        a NaN or inf loss does: ``"raise"`` (:class:`DivergenceError`, after restoring the
+        last finite chunk's weights and optimizer state), ``"stop"`` (the same restore,
+        then return with ``history.diverged``) or ``"ignore"`` (train on).
         """
         epochs = _checks.check_positive_int("epochs", epochs)
+        if on_nonfinite not in ON_NONFINITE:
+            raise ValueError(f"on_nonfinite must be one of {', '.join(ON_NONFINITE)}, got {on_nonfinite!r}")
         self.optimizer.check()
         X, targets = self._prepare(X, Y)
         val = None
@@ -215,22 +255,33 @@ class Trainer:
         cbs = list(callbacks or [])
         if progress:
             cbs.append(progress_callback())
-        cbs = CallbackList(cbs)
+        with _ACTIVE_LOCK:
+            if id(self.net) in _ACTIVE:
+                raise RuntimeError("this network is being trained by another fit (another thread?) right now; "
+                                   "train a copy (net.copy()) or wait for that fit to end")
+            _ACTIVE.add(id(self.net))
+        try:
+            return self._fit(X, targets, epochs, val, CallbackList(cbs), on_nonfinite)
+        finally:
+            with _ACTIVE_LOCK:
+                _ACTIVE.discard(id(self.net))
 
-        net, n = self.net, len(X)
+    def _fit(self, X, targets, epochs, val, cbs, on_nonfinite):
+        net, opt, n = self.net, self.optimizer, len(X)
         self.epochs, self.stop_training = epochs, False
         history = self.history = History()
         cbs.set_trainer(self)
-        self.optimizer.ensure_setup(net)
+        opt.ensure_setup(net)
         bs = min(self.batch_size, n)  # a batch larger than the data is the whole data: size buffers by it
-        runner = self.ops.make_runner(net, self.cost, self.optimizer, X, targets, bs)
+        runner = self.ops.make_runner(net, self.cost, opt, X, targets, bs)
         if runner is None:
-            runner = BatchLoop(self.ops, net, self.cost, self.optimizer, X, targets, bs)
+            runner = BatchLoop(self.ops, net, self.cost, opt, X, targets, bs)
         nb = runner.n_batches
+        snap = None if on_nonfinite == "ignore" else _Snapshot(runner, net, opt)
         acc_den = self.cost.accuracy_denominator(n, net.outsize)
         cbs.on_train_begin({})
-        guard, in_run, sec_per_batch = _InterruptGuard(), False, None
-        epoch, b1 = 0, 0
+        guard, in_run, sec_per_batch = StopGuard(), False, None
+        epoch, b0, b1 = 0, 0, 0
         try:
             guard.__enter__()
             adaptive = guard.active and not cbs.wants_batches and nb >= ADAPTIVE_MIN_BATCHES
@@ -251,9 +302,14 @@ class Trainer:
                     else:
                         chunk = max(1, int(INTERRUPT_LATENCY_S / sec_per_batch))
                     b1 = min(nb, b0 + chunk)
+                    opt.check()  # callbacks may have changed the hyper-parameters
+                    if snap is not None:
+                        snap.take()
                     in_run, tr = True, time.perf_counter()
                     ls, c, bad = runner.run(order, b0, b1)
                     in_run = False
+                    if bad >= 0 and snap is not None:
+                        return self._diverged(runner, snap, history, cbs, epoch, bad, nb, b0, X, on_nonfinite)
                     if adaptive and not (epoch == 0 and b0 == 0):  # the first call includes JIT time
                         sec_per_batch = (time.perf_counter() - tr) / (b1 - b0)
                     loss_sum, correct = loss_sum + ls, correct + c
@@ -267,6 +323,8 @@ class Trainer:
                         raise KeyboardInterrupt
                     b0 = b1
                 runner.finish()
+                if snap is not None and not _checks.all_finite(net.params):  # the last update overflowed
+                    return self._diverged(runner, snap, history, cbs, epoch, nb - 1, nb, b0, X, on_nonfinite)
                 logs = {"loss": loss_sum / n}
                 if targets.labels is not None:
                     logs["accuracy"] = correct / acc_den
@@ -279,6 +337,8 @@ class Trainer:
                                                 / self.cost.accuracy_denominator(len(vX), net.outsize))
                 history.append(epoch, logs, time.perf_counter() - t0)
                 cbs.on_epoch_end(epoch, logs)
+                if hasattr(runner, "reload"):
+                    runner.reload()  # callbacks may have written weights or optimizer state on the host
                 if guard.flag and epoch + 1 < epochs:
                     raise KeyboardInterrupt
                 if self.stop_training:
@@ -294,6 +354,17 @@ class Trainer:
             guard.__exit__()
             runner.finish()
         cbs.on_train_end({"history": history})
+        return history
+
+    def _diverged(self, runner, snap, history, cbs, epoch, bad, nb, b0, X, on_nonfinite):
+        """Restore the last finite chunk, then raise or return (``on_nonfinite``)."""
+        runner.finish()
+        snap.restore()
+        history.diverged = True
+        history.stopped_at = (epoch, b0)
+        cbs.on_train_end({"history": history, "diverged": True})
+        if on_nonfinite == "raise":
+            raise DivergenceError(_divergence_message(epoch, bad, nb, self.optimizer, X), epoch + 1, bad + 1)
         return history
 
     def train(self, X, Y, epochs=1, **kwargs):

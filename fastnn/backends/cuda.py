@@ -84,6 +84,27 @@ class CudaRunner:
         for name, d in self.state.items():
             d.copy_to_host(getattr(self.optimizer, name))
 
+    def reload(self):
+        """Upload the host parameters and optimizer state again (after callbacks, which may
+        have written them at an epoch's end; the Trainer calls this then)."""
+        self.d_params.copy_to_device(self.net.params)
+        for name, d in self.state.items():
+            d.copy_to_device(getattr(self.optimizer, name))
+
+    def snapshot(self):
+        """Device copies of the parameters and optimizer state, and the step count."""
+        if not hasattr(self, "_snap"):
+            self._snap = [self.cuda.device_array_like(d) for d in (self.d_params, *self.state.values())]
+        for dst, src in zip(self._snap, (self.d_params, *self.state.values())):
+            dst.copy_to_device(src)
+        return self.optimizer.t
+
+    def restore(self, t):
+        """Back to the last :meth:`snapshot` (whose step count was ``t``)."""
+        for src, dst in zip(self._snap, (self.d_params, *self.state.values())):
+            dst.copy_to_device(src)
+        self.optimizer.t = t
+
 
 class CudaOps(Ops):
     """numba.cuda kernels (``fastnn.kernels.cuda``) in front of the NumPy reference."""
