@@ -154,6 +154,15 @@ def test_corrupted_header(saved):
         io.load(path)
 
 
+def resigned(data, header):
+    """``data`` with ``header``, its checksum recomputed: a consistent file (a hostile one)."""
+    from safetensors.numpy import load as st_load
+
+    meta = header["__metadata__"]
+    meta["sha256"] = io._digest(st_load(data), meta)
+    return with_header(data, header)
+
+
 def test_architecture_not_matching_tensors(saved):
     path, data = saved
     _, header = header_of(data)
@@ -161,6 +170,9 @@ def test_architecture_not_matching_tensors(saved):
     cfg["layers"][0]["outsize"] = 6
     header["__metadata__"]["config"] = json.dumps(cfg)
     path.write_bytes(with_header(data, header))
+    with pytest.raises(io.ModelFileError, match="checksum"):  # the checksum covers the architecture
+        io.load(path)
+    path.write_bytes(resigned(data, header))
     with pytest.raises(io.ModelFileError, match="architecture|shape"):
         io.load(path)
 
