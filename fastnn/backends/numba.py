@@ -42,7 +42,10 @@ BLAS_MIN_BATCH = 4
 #: Multiply-adds per batch from which "auto" threads the row-blocked minibatch kernels.
 AUTO_THREAD_WORK = 2_000_000
 #: Multiply-adds per batch from which "auto" gives BLAS all threads (see threads_for).
-AUTO_BLAS_THREAD_WORK = 2_000_000
+#: Measured on the 2-vCPU development VM (notes: /work/notes/blas_threads.py), one epoch
+#: of MNIST, 1 vs 2 OpenBLAS threads: no gain up to ~13 M (784-256-10 at batch 64), a
+#: gain at 784-256-10 batch 128 (26 M) on a quiet machine. Below it one thread is kept.
+AUTO_BLAS_THREAD_WORK = 20_000_000
 
 
 class NumbaOps(Ops):
