@@ -16,6 +16,7 @@ How data reaches a kernel (at most five hops, never back up a layer)::
 """
 
 import math
+import signal
 import threading
 import time
 
@@ -130,6 +131,7 @@ class History:
     and the network the weights after the last completed chunk of batches.
     ``stopped_at`` is ``(epoch, batches)``: the epoch in progress and how many of its
     batches were trained (``(k, 0)`` when the stop came right after k complete epochs).
+    ``stop_signal`` names the signal (``"SIGINT"``, ``"SIGTERM"``) when one stopped it.
     ``diverged`` is True when ``fit(on_nonfinite="stop")`` stopped at a non-finite loss
     (the network then holds the weights of the last finite chunk).
     """
@@ -142,6 +144,7 @@ class History:
         self.interrupted = False
         self.diverged = False
         self.stopped_at = None
+        self.stop_signal = None
 
     def append(self, epoch, logs, seconds):
         self.epoch.append(epoch)
@@ -348,6 +351,7 @@ class Trainer:
             if in_run:
                 raise  # inside a chunk (a second Ctrl-C): no clean state to return
             history.interrupted = True
+            history.stop_signal = signal.Signals(guard.signum).name if guard.signum else None
             # after a complete epoch the run stands at the start of the next one
             history.stopped_at = (epoch + 1, 0) if len(history.epoch) > epoch else (epoch, b1)
         finally:

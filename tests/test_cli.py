@@ -41,7 +41,7 @@ def test_demo_default_is_circles_and_learns_them(tmp_path, capsys):
     acc = float(re.search(r"^accuracy: (\d\.\d{4})$", out, re.M).group(1))
     assert acc >= 0.99
     for name in ("boundary.png", "history.png"):
-        assert (tmp_path / "d" / name).read_bytes().startswith(PNG)
+        assert (tmp_path / "d" / "circles" / name).read_bytes().startswith(PNG)
 
 
 @pytest.mark.parametrize("name, figures, expect", [
@@ -52,7 +52,9 @@ def test_demo_default_is_circles_and_learns_them(tmp_path, capsys):
 def test_other_demos(tmp_path, capsys, name, figures, expect):
     rc, out, _ = run(["demo", name, "--epochs", 3, "--out", tmp_path], capsys)
     assert rc == 0 and re.search(expect, out)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(figures)
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # each demo in its own subfolder
+    assert sorted(p.name for p in (tmp_path / name).iterdir()) == sorted(figures)
+    assert "0.000000" not in out and " 1 epochs" not in out
 
 
 def test_train_evaluate_predict_csv(files, capsys):
@@ -172,7 +174,7 @@ def test_python_dash_m_fastnn_demo(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"^accuracy: (0\.99\d\d|1\.0000)$", proc.stdout, re.M), proc.stdout
-    assert (tmp_path / "out" / "boundary.png").read_bytes().startswith(PNG)
+    assert (tmp_path / "out" / "circles" / "boundary.png").read_bytes().startswith(PNG)
     bad = subprocess.run([sys.executable, "-m", "fastnn", "train", "--data", "missing.csv"], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1

@@ -2,8 +2,9 @@
 
 Commands: ``demo``, ``train``, ``evaluate``, ``predict``, ``bench``, ``info``; each
 has ``--help``. A user mistake (a missing file, a bad layer list, an unknown option
-value, layer sizes that do not fit the data) prints one line saying what is wrong
-and exits with status 2; set ``FASTNN_DEBUG=1`` to get the traceback instead.
+value, layer sizes that do not fit the data) prints a message saying what is wrong
+(one line, or a few for a long explanation such as where MNIST was looked for) and
+exits with status 2; set ``FASTNN_DEBUG=1`` to get the traceback instead.
 
 :func:`main` takes the argument list and returns the exit status, so it can be
 called in-process (the tests do).
@@ -28,8 +29,10 @@ __all__ = [
 ]
 
 
-def _one_line(exc):
-    msg = " ".join(str(exc).split())
+def _message(exc):
+    """The error's text with its own line breaks (a long explanation stays readable), each
+    line's surrounding space trimmed."""
+    msg = "\n".join(line.strip() for line in str(exc).strip().splitlines())
     return msg or type(exc).__name__
 
 
@@ -60,13 +63,18 @@ def main(argv=None):
     except UsageError as exc:
         if os.environ.get("FASTNN_DEBUG"):
             raise
-        msg = _one_line(exc)
+        msg = _message(exc)
         print(msg if msg.startswith("fastnn") else f"fastnn: error: {msg}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        # a second Ctrl-C (fit's first one stops training cleanly), e.g. while the test set is
+        # evaluated: the model was saved before that
+        print("fastnn: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (ValueError, OSError) as exc:
         # Bad input the library refused (it checks before changing anything): wrong sizes,
         # bad targets, unreadable or corrupted model files, unwritable paths.
         if os.environ.get("FASTNN_DEBUG"):
             raise
-        print(f"fastnn: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"fastnn: error: {_message(exc)}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,7 +1,9 @@
 """What every ``fastnn`` command shares: exit statuses, :class:`UsageError`, output,
 the backend check, progress callbacks and saving figures."""
 
+import contextlib
 import os
+import signal
 import sys
 
 EXIT_USAGE = 2
@@ -39,3 +41,31 @@ def _savefig(fig, directory, name):
     path = os.path.join(directory, name)
     fig.savefig(path, dpi=fig.dpi)
     return path
+
+
+def plural(n, word):
+    """``1 epoch``, ``3 epochs``; ``1 batch``, ``2 batches``."""
+    if n == 1:
+        return f"1 {word}"
+    return f"{n} {word}es" if word.endswith(("ch", "sh", "s", "x")) else f"{n} {word}s"
+
+
+def fmt_value(v):
+    """A metric for the terminal: 4 decimals, or scientific notation when that would show 0."""
+    v = float(v)
+    return f"{v:.4f}" if v == 0 or 1e-3 <= abs(v) < 1e6 else f"{v:.3e}"
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Hold SIGINT and SIGTERM while a file is written: one that comes meanwhile is
+    delivered right after (POSIX; elsewhere nothing is held)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    can = hasattr(signal, "pthread_sigmask")
+    if can:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        if can:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -1,6 +1,7 @@
 """``--data``: MNIST, ``.npz`` and ``.csv`` files, and the targets each cost wants."""
 
 import os
+import warnings
 
 import numpy as np
 
@@ -13,24 +14,66 @@ def _load_mnist(data_dir):
     try:
         return load_mnist(data_dir, download=True)
     except FileNotFoundError as exc:
-        raise UsageError(" ".join(line.strip() for line in str(exc).splitlines())) from None
+        raise UsageError(str(exc)) from None
+
+
+def _is_number(cell):
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def _read_csv(path):
-    with open(path) as f:
-        first = f.readline()
+    """A numeric CSV file as float64 (rows, columns).
+
+    The header rule (README): the first line is a header when one of its cells is text
+    that is not a number (an empty cell is not text). Every other line must be numbers,
+    with no empty cells.
+    """
     try:
-        [float(v) for v in first.strip().split(",")]
-        skip = 0
-    except ValueError:
-        skip = 1  # a header line
+        with open(path, encoding="utf-8") as f:
+            first = f.readline()
+            while first and not first.strip():
+                first = f.readline()
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not a text CSV file (it is not UTF-8 text; a binary file?)") from None
+    if not first:
+        raise UsageError(f"{path}: no data rows (the file is empty)")
+    skip = 1 if any(c.strip() and not _is_number(c) for c in first.split(",")) else 0
     try:
-        data = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
-    except ValueError as exc:
-        raise UsageError(f"{path}: not a numeric CSV file ({exc})") from None
+        with warnings.catch_warnings():  # "input contained no data": said below, in our words
+            warnings.simplefilter("ignore", UserWarning)
+            data = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64, encoding="utf-8")
+    except (ValueError, UnicodeDecodeError):
+        raise UsageError(_csv_problem(path, skip)) from None
     if data.size == 0:
-        raise UsageError(f"{path}: no data rows")
+        raise UsageError(f"{path}: no data rows" + (" (only a header line)" if skip else ""))
     return data
+
+
+def _csv_problem(path, skip):
+    """The first bad cell of a CSV file that NumPy refused, as one sentence."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError:
+        return f"{path}: not a text CSV file (it is not UTF-8 text; a binary file?)"
+    width = None
+    for lineno, line in enumerate(lines[skip:], start=skip + 1):
+        if not line.strip():
+            continue
+        cells = line.split(",")
+        width = width or len(cells)
+        if len(cells) != width:
+            return f"{path}, line {lineno}: {len(cells)} values, but the first data line has {width}"
+        for j, c in enumerate(cells):
+            if not c.strip():
+                return f"{path}, line {lineno}: column {j + 1} is empty (missing values are not supported)"
+            if not _is_number(c):
+                return f"{path}, line {lineno}: column {j + 1} is {c.strip()!r}, not a number"
+    return f"{path}: not a numeric CSV file"
 
 
 def _pick(arrays, names, path, what):
@@ -84,6 +127,10 @@ def load_data(spec, split="train", data_dir=None, need_target=True, n_features=N
     return X, y, spec
 
 
+#: ``ce`` is chosen by itself only for labels 0..K-1 with K at most this many classes...
+MAX_AUTO_CLASSES = 1000
+
+
 def _whole_labels(y):
     """``y`` as int64 class labels if it is 1-D whole numbers >= 0, else None."""
     y = np.asarray(y)
@@ -93,9 +140,19 @@ def _whole_labels(y):
         return None
     if y.dtype.kind == "f" and not (np.all(np.isfinite(y)) and np.all(y == np.round(y))):
         return None
-    if y.min() < 0:
+    if y.min() < 0 or y.max() >= 2**62:
         return None
     return y.astype(np.int64)
+
+
+def looks_like_classes(labels):
+    """Whether whole-number targets are class labels 0..K-1 (so ``ce`` fits): K at most
+    :data:`MAX_AUTO_CLASSES` and at least half of the K classes present. Years
+    (1990..2020) or counts are not; they are regression targets."""
+    if labels is None:
+        return False
+    k = int(labels.max()) + 1
+    return 2 <= k <= MAX_AUTO_CLASSES and len(np.unique(labels)) >= k / 2
 
 
 def _targets_for(cost, y, n_out, path):

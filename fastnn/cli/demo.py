@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from fastnn.cli._common import _check_backend, _progress, _say, _savefig
+from fastnn.cli._common import _check_backend, _progress, _say, _savefig, fmt_value, plural
 from fastnn.cli.data import _load_mnist
 
 
@@ -23,13 +23,14 @@ def cmd_demo(args):
     from fastnn import datasets, plots
 
     backend = _check_backend(args.backend or ("auto" if args.name == "mnist" else "numpy"))
-    os.makedirs(args.out, exist_ok=True)
     seed, name = args.seed, args.name
+    out = os.path.join(args.out, name)  # each demo its own folder: one never overwrites another's figures
+    os.makedirs(out, exist_ok=True)
     cbs = _progress(args.quiet) if args.progress else []
     saved = []
 
     def save(fig, fname):
-        saved.append(_savefig(fig, args.out, fname))
+        saved.append(_savefig(fig, out, fname))
 
     t0 = time.perf_counter()
     if name == "linear":
@@ -41,7 +42,7 @@ def cmd_demo(args):
                        batch_size=10, seed=seed, backend=backend, callbacks=cbs)
         w, b = _composed_line(net)
         _say(f"linear: the 1-2-1 linear network learned y = {w:.3f} x + {b:.3f}  (target: y = 2x + 3)")
-        _say(f"loss: {hist['loss'][-1]:.6f}")
+        _say(f"loss: {fmt_value(hist['loss'][-1])}")
         save(plots.plot_fit(net, X, Y, before=before, title="restoring y = 2x + 3 with a 1-2-1 linear net"),
              "fit.png")
     elif name == "sine":
@@ -56,8 +57,8 @@ def cmd_demo(args):
         hist = tanh.fit(X, Y, optimizer=fn.Adam(0.01), **kw)
         l_lin, l_tanh = lin.evaluate(X, Y, fn.MSE())["loss"], tanh.evaluate(X, Y, fn.MSE())["loss"]
         w, b = _composed_line(lin)
-        _say(f"sine: the linear 1-2-1 network can only learn a line, y = {w:.3f} x + {b:.3f}: loss {l_lin:.4f}")
-        _say(f"sine: the 1-16-1 network with tanh follows y = 2 sin(x) + 5: loss {l_tanh:.6f}")
+        _say(f"sine: the linear 1-2-1 network can only learn a line, y = {w:.3f} x + {b:.3f}: loss {fmt_value(l_lin)}")
+        _say(f"sine: the 1-16-1 network with tanh follows y = 2 sin(x) + 5: loss {fmt_value(l_tanh)}")
         save(plots.plot_fit({"linear 1-2-1 (fails)": lin, "tanh 1-16-1": tanh}, X, Y, before=before,
                             title="y = 2 sin(x) + 5: a linear net fails, a tanh net fits"), "fit.png")
     elif name in ("circles", "xor"):
@@ -77,9 +78,9 @@ def cmd_demo(args):
             pred = net.predict(X).argmax(axis=1)
             for xi, yi, pi in zip(X, y, pred):
                 _say(f"xor {int(xi[0])} {int(xi[1])} -> {pi}  (target {yi})")
-        _say(f"{name}: a 2-{hidden}-2 sigmoid network, {epochs} epochs of gradient descent with momentum")
-        _say(f"loss: {res['loss']:.4f}")
-        _say(f"accuracy: {res['accuracy']:.4f}")
+        _say(f"{name}: a 2-{hidden}-2 sigmoid network, {plural(epochs, 'epoch')} of gradient descent with momentum")
+        _say(f"loss: {fmt_value(res['loss'])}")
+        _say(f"accuracy: {fmt_value(res['accuracy'])}")
         save(plots.plot_decision_boundary(net, X, y), "boundary.png")
     else:  # mnist
         # Seed 002: a 784-50-10 sigmoid network, quadratic cost, minibatch SGD.
@@ -89,7 +90,7 @@ def cmd_demo(args):
         hist = net.fit(Xtr, ytr, cost=fn.MSE(), optimizer=fn.SGD(3.0), epochs=epochs, batch_size=10,
                        seed=seed, validation_data=(Xte, yte), backend=backend, callbacks=cbs)
         for e, acc in zip(hist.epoch, hist["val_accuracy"]):
-            _say(f"epoch {e}: test accuracy {acc:.4f}")
+            _say(f"epoch {e + 1}: test accuracy {acc:.4f}")
         _say(f"accuracy: {hist['val_accuracy'][-1]:.4f}")
         save(plots.plot_weights(net, title="first-layer weights of the 50 hidden units"), "weights.png")
         save(plots.plot_confusion(net, Xte, yte), "confusion.png")

@@ -47,7 +47,8 @@ def build_parser():
     d.add_argument("name", nargs="?", default="circles", choices=DEMOS,
                    help="which experiment (default: circles)")
     d.add_argument("--out", default="fastnn-demo", metavar="DIR",
-                   help="folder for the PNG figures (default: ./fastnn-demo)")
+                   help="folder for the figures; each demo writes into its own subfolder DIR/<demo> "
+                        "(default: ./fastnn-demo)")
     d.add_argument("--epochs", type=int, default=None, help="override the demo's number of epochs")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     d.add_argument("--backend", default=None, choices=BACKENDS,

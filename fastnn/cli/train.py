@@ -6,8 +6,12 @@ import time
 
 import numpy as np
 
-from fastnn.cli._common import EXIT_INTERRUPTED, UsageError, _check_backend, _progress, _say, _savefig
-from fastnn.cli.data import _load_mnist, _targets_for, _whole_labels, load_data
+from fastnn.cli._common import (
+    EXIT_INTERRUPTED, UsageError, _check_backend, _progress, _say, _savefig, fmt_value, plural, signals_held)
+from fastnn.cli.data import MAX_AUTO_CLASSES, _load_mnist, _targets_for, _whole_labels, load_data, looks_like_classes
+
+#: Most classes --cost ce may build an output layer for (labels beyond it are a mistake).
+MAX_CLASSES = 100_000
 
 
 # -- the network ----------------------------------------------------------------------------
@@ -63,14 +67,29 @@ def _optimizer(name, lr):
 
 
 def _fmt_metrics(d, prefix=""):
-    return "  ".join(f"{prefix}{k}: {v:.4f}" for k, v in d.items())
+    return "  ".join(f"{prefix}{k}: {fmt_value(v)}" for k, v in d.items())
+
+
+def _choose_cost(args, labels, sizes):
+    """--cost, or the cost the targets call for, with the reason printed."""
+    if args.cost is not None:
+        return args.cost
+    if looks_like_classes(labels) and (sizes is None or sizes[-1] > 1):
+        k = int(labels.max()) + 1
+        why = f"the targets are class labels 0..{k - 1}"
+        cost = "ce"
+    else:
+        why = (f"the targets are numbers, not class labels 0..K-1 with K <= {MAX_AUTO_CLASSES} and at least "
+               "half the classes present" if labels is not None else "the targets are not whole numbers")
+        cost = "mse"
+    if not args.quiet:
+        _say(f"cost: {cost} ({why}; --cost chooses)")
+    return cost
 
 
 # -- train ------------------------------------------------------------------------------------
 
 def cmd_train(args):
-    from fastnn import plots
-
     backend = _check_backend(args.backend)
     if args.epochs < 1:
         raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
@@ -84,13 +103,18 @@ def cmd_train(args):
     if args.save and not os.path.isdir(os.path.dirname(os.path.abspath(args.save))):
         raise UsageError(f"--save {args.save}: the folder {os.path.dirname(os.path.abspath(args.save))} "
                          "does not exist")
-    X, y, desc = load_data(args.data, "train", args.data_dir)
+    mnist = args.data.lower() == "mnist"
+    if mnist:  # loaded once: the test split is evaluated after training
+        Xtr_all, ytr_all, Xte, yte = _load_mnist(args.data_dir)
+        X, y, desc = Xtr_all, ytr_all, "mnist (train)"
+    else:
+        X, y, desc = load_data(args.data, "train", args.data_dir)
     n_feat = X.shape[1]
     labels = _whole_labels(y)
-    cost = args.cost
-    if cost is None:
-        cost = "ce" if labels is not None and len(np.unique(labels)) > 1 and (sizes is None or sizes[-1] > 1) \
-            else "mse"
+    cost = _choose_cost(args, labels, sizes)
+    if cost == "ce" and labels is not None and labels.max() >= MAX_CLASSES:
+        raise UsageError(f"--cost ce: the labels go up to {labels.max()}, which would need {labels.max() + 1} "
+                         f"outputs (at most {MAX_CLASSES}); are these regression targets? use --cost mse")
     y2 = np.asarray(y)
     n_targets = 1 if y2.ndim == 1 else y2.shape[1]
     if sizes is None:
@@ -121,41 +145,50 @@ def cmd_train(args):
     arch = "-".join(map(str, sizes))
     opt = _optimizer(args.optimizer, args.lr)
     if not args.quiet:
+        _say(net.summary())
         _say(f"training {arch} ({args.activation}) with {cost}, {args.optimizer} lr {opt.lr:g}, "
-             f"batch {args.batch_size}, {args.epochs} epochs on {len(Xtr)} samples of {desc} "
+             f"batch {args.batch_size}, {plural(args.epochs, 'epoch')} on {len(Xtr)} samples of {desc} "
              f"[backend {backend}]")
     t0 = time.perf_counter()
     hist = net.fit(Xtr, Ttr, cost=_cost_obj(cost), optimizer=opt, epochs=args.epochs,
                    batch_size=args.batch_size, seed=args.seed, validation_data=val, backend=backend,
-                   callbacks=_progress(args.quiet))
+                   callbacks=_progress(args.quiet), on_nonfinite="stop")
     secs = time.perf_counter() - t0
     done = len(hist.epoch)
     if hist.interrupted:
         e, b = hist.stopped_at
-        _say(f"interrupted (Ctrl-C) in epoch {e + 1} after {b} batch(es) ({done} complete epoch(s)); "
-             "keeping the model trained so far")
+        _say(f"interrupted ({hist.stop_signal or 'Ctrl-C'}) in epoch {e + 1} after {plural(b, 'batch')} "
+             f"({plural(done, 'complete epoch')}); keeping the model trained so far")
+    if hist.diverged:
+        e, _ = hist.stopped_at
+        _say(f"training diverged in epoch {e + 1} (the loss became NaN or inf); keeping the weights of the last "
+             f"finite chunk of batches: try a smaller --lr (it is {opt.lr:g})")
     last = {k: v[-1] for k, v in hist.history.items()}
-    _say(f"trained {done} epoch(s) in {secs:.2f} s" + (f"  {_fmt_metrics(last)}" if last else ""))
-    if args.data.lower() == "mnist":
-        _, _, Xte, yte = _load_mnist(args.data_dir)
+    _say(f"trained {plural(done, 'epoch')} in {secs:.2f} s" + (f"  {_fmt_metrics(last)}" if last else ""))
+    if args.save:  # first: a Ctrl-C during the test evaluation must not lose the model
+        with signals_held():
+            net.save(args.save, cost=_cost_obj(cost),
+                     extra={"activation": args.activation, "data": desc, "epochs": done})
+        _say(f"saved the model to {args.save}")
+    if mnist:
         res = net.evaluate(Xte, _targets_for(cost, yte, n_out, "mnist"), _cost_obj(cost), backend=backend)
         _say("test " + _fmt_metrics(res))
-    if args.save:
-        net.save(args.save, cost=_cost_obj(cost),
-                 extra={"activation": args.activation, "data": desc, "epochs": done})
-        _say(f"saved the model to {args.save}")
     if args.plot:
+        from fastnn import plots  # matplotlib: only when plotting
+
         os.makedirs(args.plot, exist_ok=True)
         saved = []
         if done:
             saved.append(_savefig(plots.plot_history(hist, title=f"{arch} on {desc}"), args.plot, "history.png"))
         if n_feat == 2 and cost in ("ce", "bce") and labels is not None:
             saved.append(_savefig(plots.plot_decision_boundary(net, X, labels), args.plot, "boundary.png"))
-        if args.data.lower() == "mnist":
+        if mnist:
             saved.append(_savefig(plots.plot_weights(net, max_units=64), args.plot, "weights.png"))
             saved.append(_savefig(plots.plot_confusion(net, Xte, yte), args.plot, "confusion.png"))
         _say("figures: " + ", ".join(saved))
-    return EXIT_INTERRUPTED if hist.interrupted else 0
+    if hist.interrupted:
+        return 128 + 15 if hist.stop_signal == "SIGTERM" else EXIT_INTERRUPTED
+    return 1 if hist.diverged else 0
 
 
 # -- evaluate / predict -----------------------------------------------------------------------
@@ -183,9 +216,9 @@ def cmd_evaluate(args):
     T = _targets_for(cost, y, net.outsize, desc)
     res = net.evaluate(X, T, _cost_obj(cost), backend=backend)
     _say(f"{len(X)} samples of {desc}, cost {cost}")
-    _say(f"loss: {res['loss']:.4f}")
+    _say(f"loss: {fmt_value(res['loss'])}")
     if "accuracy" in res:
-        _say(f"accuracy: {res['accuracy']:.4f}")
+        _say(f"accuracy: {fmt_value(res['accuracy'])}")
     return 0
 
 
