@@ -11,6 +11,7 @@ broken backend never stops the others from working: asking for it raises
 """
 
 import contextlib
+import contextvars
 import importlib
 import os
 
@@ -21,11 +22,17 @@ _IMPL = {
     "numba": (".numba", "NumbaOps"),
     "cuda": (".cuda", "CudaOps"),
 }
+#: What "auto" tries, in order; a backend whose ``auto_select`` is False is skipped (cuda,
+#: until its tests and benchmark have passed on a real GPU: fastnn/backends/cuda.py).
 _AUTO_ORDER = ("cuda", "numba", "numpy")
 
 _instances = {}
 _failures = {}
+#: The process-wide default (set_backend).
 _default = None
+#: use_backend's default: a context variable, so that a ``with use_backend(...)`` block in
+#: one thread (or asyncio task) never changes the backend another one gets.
+_SCOPED = contextvars.ContextVar("fastnn_backend", default=None)
 
 
 class BackendUnavailable(RuntimeError):
@@ -86,7 +93,7 @@ def resolve_backend(name=None):
     then ``FASTNN_BACKEND``, and only then pick the best backend available.
     """
     if name is None or name.strip().lower() == "auto":
-        name = _default or os.environ.get("FASTNN_BACKEND") or "auto"
+        name = _SCOPED.get() or _default or os.environ.get("FASTNN_BACKEND") or "auto"
     name = name.strip().lower()
     _check_name(name)
     if name != "auto":
@@ -139,11 +146,14 @@ def get_backend():
 
 @contextlib.contextmanager
 def use_backend(name):
-    """Context manager that sets the default backend and restores the previous one."""
-    global _default
-    old = _default
-    set_backend(name)
+    """Context manager: inside the block, the default backend is ``name`` -- in this thread
+    (or asyncio task) only; other threads keep theirs. Yields the backend's Ops."""
+    if name is None:
+        raise ValueError("use_backend needs a backend name")
+    _check_name(name.lower())
+    ops = get_ops(name)
+    token = _SCOPED.set(name.lower())
     try:
-        yield get_ops(name)
+        yield ops
     finally:
-        _default = old
+        _SCOPED.reset(token)

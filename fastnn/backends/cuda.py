@@ -17,17 +17,35 @@ still runs every op on the GPU through the host launchers of ``fastnn.kernels.cu
 (with a copy in and out per op).
 
 Under numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) the backend works when
-asked for by name, which is how the tests run without a GPU, but ``"auto"`` never
-picks it (:attr:`CudaOps.auto_select`).
+asked for by name, which is how the tests run without a GPU. ``"auto"`` never picks it
+(:attr:`CudaOps.auto_select`) until its tests and benchmark have passed on a real GPU
+and the result is recorded in :data:`HARDWARE_RECORD`.
 """
 
 import importlib.util
+import warnings
 
 import numpy as np
 
 from fastnn.backends import plan as _plan
 from fastnn.backends.numpy import Ops
 from fastnn.kernels import reference
+
+
+#: Where the CUDA tests and the GPU benchmark passed on real hardware (GPU, date, commit,
+#: the README section with the numbers), or None while they never have. Until it is set,
+#: ``backend="auto"`` does not pick CUDA: from launch costs alone it should be far slower
+#: than the CPU at batches of 1-10, and it has never been measured. After that, "auto"
+#: should pick it by work per step, with the threshold measured and stated.
+HARDWARE_RECORD = None
+
+_warned = set()
+
+
+def _warn_once(key, message):
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 def _simulated():
@@ -144,13 +162,25 @@ class CudaOps(Ops):
 
     @property
     def auto_select(self):
-        """Whether ``backend="auto"`` may pick this backend: only on a real GPU."""
-        return not self.simulated
+        """Whether ``backend="auto"`` may pick this backend: on a real GPU, and only once
+        the backend has been verified on one (:data:`HARDWARE_RECORD`)."""
+        return not self.simulated and HARDWARE_RECORD is not None
+
+    def __getattr__(self, name):
+        op = super().__getattr__(name)
+        if not name.startswith("_") and getattr(op, "__module__", "") == reference.__name__:
+            _warn_once(name, f"backend 'cuda' has no kernel {name!r}: it runs the NumPy reference on the host "
+                             "(each call copies its arrays between host and device)")
+        return op
 
     def make_runner(self, net, cost, optimizer, X, targets, batch_size):
         """A :class:`CudaRunner` (device-resident) for plain MLPs, else None (the Python loop)."""
         if _plan.fusable(net, cost, optimizer):
             return CudaRunner(net, cost, optimizer, X, targets, batch_size)
+        _warn_once(("loop", type(cost).__name__, type(optimizer).__name__, repr(net)),
+                   "backend 'cuda' cannot keep this training on the GPU (not a plain MLP of built-in layers, "
+                   "cost and optimizer): it runs op by op, and every op copies its arrays between host and "
+                   "device, which is slow; backend='numba' is likely faster")
         return None
 
     def predict(self, net, X, batch_size=None):

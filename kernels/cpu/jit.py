@@ -27,13 +27,14 @@ def _njit(fn, opts):
 
 
 def jit(fn=None, **kw):
-    """``@njit`` with fastnn's fastmath and cache settings.
+    """``@njit`` with fastnn's fastmath and cache settings, releasing the GIL (``nogil``), so
+    that fits in several Python threads run their kernels in parallel.
 
     Cached (``cache=True``) in :func:`fastnn.kernels.cache.cache_dir`, a folder named by
     a hash of every kernel source; uncached when it cannot be written.
     """
     opts = dict(cache=config.CACHE and cache.cache_dir() is not None, fastmath=config.FASTMATH,
-                error_model="numpy")
+                error_model="numpy", nogil=True)
     opts.update(kw)
     if fn is None:
         return lambda f: _njit(f, opts)

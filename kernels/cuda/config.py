@@ -12,6 +12,9 @@ Environment variables (read once, at import):
                       so a block computes a (TILE*WPT) x (TILE*WPT) tile of C
 ``FASTNN_CUDA_TPB``   threads per block of the 1-D kernels (256)
 ``FASTNN_CUDA_FASTMATH``  1 to compile with fastmath (approximate exp/div, FTZ) (0)
+``FASTNN_CUDA_CACHE``     1 to cache compiled kernels on disk (``cuda.jit(cache=True)``) (0).
+                      numba-cuda supports it, closures included (it hashes their cells),
+                      but it has not run on a GPU here yet: opt-in until it has.
 """
 
 import os
@@ -38,6 +41,8 @@ WPT = _env_int("FASTNN_CUDA_WPT", 2, 1, 8)
 TPB = _env_int("FASTNN_CUDA_TPB", 256, 1, 1024)
 #: fastmath for every kernel. Off by default so results track the NumPy reference.
 FASTMATH = bool(_env_int("FASTNN_CUDA_FASTMATH", 0, 0, 1))
+#: cuda.jit(cache=True) for every kernel (see the module docstring).
+CACHE = bool(_env_int("FASTNN_CUDA_CACHE", 0, 0, 1))
 #: Architectures the PTX compile check builds for (compute capability tuples).
 PTX_ARCHS = ((8, 0), (9, 0))
 

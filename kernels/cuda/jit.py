@@ -6,9 +6,14 @@ keeps it that way.
 
 from numba import cuda
 
+from fastnn.kernels.cuda import config
+
 
 def kernel(fn, fastmath):
-    """A ``cuda.jit`` kernel of ``fn`` (compiled lazily at its first launch)."""
+    """A ``cuda.jit`` kernel of ``fn`` (compiled lazily at its first launch; cached on disk
+    when ``config.CACHE``)."""
+    if config.CACHE:
+        return cuda.jit(fastmath=fastmath, cache=True)(fn)
     return cuda.jit(fastmath=fastmath)(fn)
 
 

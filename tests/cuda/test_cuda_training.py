@@ -136,7 +136,9 @@ def test_non_plain_network_falls_back_to_generic_loop():
     # two activations in a row is not a plain MLP: the per-layer loop with the CUDA host launchers
     X, Y = _data(6, 2, 2, 4, "float")
     layers = [fn.Linear(2, 3), fn.Tanh(), fn.Sigmoid(), fn.Linear(3, 2)]
-    a, b = _fit_both(layers, fn.MSE(), fn.SGD(0.3, momentum=0.5), X, Y, 1, 4)
+    cuda_backend._warned.clear()
+    with pytest.warns(RuntimeWarning, match="cannot keep this training on the GPU"):
+        a, b = _fit_both(layers, fn.MSE(), fn.SGD(0.3, momentum=0.5), X, Y, 1, 4)
     _assert_same_training(a, b)
     net = fn.Sequential(*copy.deepcopy(layers), seed=7, dtype=np.float64)
     assert_allclose(net.predict(X, backend="cuda"), net.predict(X, backend="numpy"), rtol=1e-12)
@@ -150,6 +152,42 @@ def test_sign_network_cannot_train_and_changes_nothing():
     assert_array_equal(net.params, before)
     assert_array_equal(net.predict(np.array([[1.0, 2.0]]), backend="cuda"),
                        net.predict(np.array([[1.0, 2.0]]), backend="numpy"))
+
+
+class _EditWeights(fn.Callback):
+    """Writes the weights and the optimizer state at every epoch's end, as a user's callback may."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.net.params *= 0.5
+        for name in self.trainer.optimizer.state_names():
+            getattr(self.trainer.optimizer, name)[...] = 0
+
+
+def test_weights_written_by_a_callback_at_epoch_end_are_used():
+    X, y = _data(40, 3, 3, 5, "labels")
+    layers = [fn.Linear(3, 5), fn.ReLU(), fn.Linear(5, 3)]
+    a, b = _fit_both(layers, fn.CrossEntropy(), fn.SGD(0.1, momentum=0.9), X, y, 3, 8, callbacks=[_EditWeights()])
+    _assert_same_training(a, b)
+
+
+def test_divergence_on_cuda_restores_and_raises():
+    X, y = _data(24, 3, 3, 6, "labels")
+    net = fn.Sequential(fn.Linear(3, 4), fn.ReLU(), fn.Linear(4, 3), seed=0)  # float32
+    opt = fn.SGD(1e8, momentum=0.9)
+    opt.ensure_setup(net)
+    before = net.params.copy()
+    with pytest.raises(fn.DivergenceError, match="epoch 1, batch"):
+        net.fit(X, y, fn.MSE(), opt, epochs=2, batch_size=8, backend="cuda")
+    assert_array_equal(net.params, before)
+    assert_array_equal(opt.velocity, 0) and opt.t == 0
+
+
+def test_cuda_is_not_chosen_by_auto_before_a_hardware_run(monkeypatch):
+    ops = fn.get_ops("cuda")
+    monkeypatch.setattr(ops, "simulated", False)  # as on a real GPU
+    assert cuda_backend.HARDWARE_RECORD is None and not ops.auto_select
+    monkeypatch.setattr(cuda_backend, "HARDWARE_RECORD", "H200, 2027-01-01, README 'GPU results'")
+    assert ops.auto_select
 
 
 # -------------------------------------------------------------- backend selection
