@@ -16,14 +16,16 @@ import pytest
 if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
     pytest.skip("NUMBA_ENABLE_CUDASIM=1: the simulator cannot compile PTX (this check runs in the main "
                 "test process)", allow_module_level=True)
+from conftest import skip_or_fail  # noqa: E402
+
 if importlib.util.find_spec("numba_cuda") is None:
-    pytest.skip("numba-cuda is not installed: pip install 'fastnn-numba[cuda-dev]'", allow_module_level=True)
+    skip_or_fail("numba-cuda is not installed: pip install 'fastnn-numba[cuda-dev]'", allow_module_level=True)
 
 from fastnn.kernels.cuda import _kernels, config, ptxcheck  # noqa: E402
 
 _why = ptxcheck.missing_requirements()
 if _why:
-    pytest.skip(f"PTX compile check cannot run: {_why}", allow_module_level=True)
+    skip_or_fail(f"PTX compile check cannot run: {_why}", allow_module_level=True)
 
 pytestmark = pytest.mark.slow
 

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import skip_or_fail
 from fastnn import datasets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -233,6 +234,7 @@ def _real_mnist_dir():
     candidates = []
     if os.environ.get("FASTNN_DATA"):
         candidates += [Path(os.environ["FASTNN_DATA"]), Path(os.environ["FASTNN_DATA"]) / "mnist"]
+    candidates.append(Path.home() / ".cache" / "fastnn" / "mnist")
     candidates.append(ROOT.parent / "shared" / "data" / "mnist")
     for d in candidates:
         if all((d / name).is_file() for name in NAMES):
@@ -243,8 +245,8 @@ def _real_mnist_dir():
 def test_load_mnist_real_files():
     d = _real_mnist_dir()
     if d is None:
-        pytest.skip("MNIST not found: set FASTNN_DATA to a directory with the four IDX .gz files "
-                    "(or put them in ../shared/data/mnist relative to the repository root)")
+        skip_or_fail("MNIST not found: set FASTNN_DATA to a directory with the four IDX .gz files "
+                     "(or put them in ~/.cache/fastnn/mnist or ../shared/data/mnist)")
     X_train, y_train, X_test, y_test = datasets.load_mnist(d, download=False)
     assert X_train.shape == (60000, 784) and X_test.shape == (10000, 784)
     assert y_train.shape == (60000,) and y_test.shape == (10000,)
