@@ -48,7 +48,9 @@ def base_dir():
     return pathlib.Path(xdg) / "fastnn"
 
 
-_TAG = f"{numba.__version__}-{source_hash()[:16]}"
+# FASTNN_SIMD=0 compiles the per-sample epoch from other code: its own folder
+_TAG = f"{numba.__version__}-{source_hash()[:16]}" + ("-nosimd" if os.environ.get("FASTNN_SIMD", "1").strip()
+                                                      in ("0", "false", "no", "off") else "")
 _STATE = {}
 
 

@@ -24,8 +24,10 @@ Threads and fastmath are set in :mod:`fastnn.config`.
 """
 
 import contextlib
+import warnings
 
 import numpy as np
+from numba.core.errors import NumbaError
 
 from fastnn import config
 from fastnn.backends import plan as _plan
@@ -128,8 +130,19 @@ class OnlineRunner(_Runner):
         if b1 <= b0:
             return 0.0, 0, -1
         model, optim = self._args()
-        loss, correct, bad = epoch_online.train(model, optim, self.data, np.ascontiguousarray(order, np.int64),
-                                                b0, b1)
+        order = np.ascontiguousarray(order, np.int64)
+        try:
+            loss, correct, bad = epoch_online.train(model, optim, self.data, order, b0, b1)
+        except (NumbaError, RuntimeError) as exc:
+            if not epoch_online.uses_simd():
+                raise
+            # the LLVM-vector intrinsics did not compile here: the plain loops give the same bits
+            warnings.warn(f"fastnn: the per-sample kernels' LLVM-vector intrinsics failed to compile "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                          "using plain loops (same results, slower; FASTNN_SIMD=0 chooses them)",
+                          RuntimeWarning, stacklevel=2)
+            epoch_online.use_plain_loops()
+            loss, correct, bad = epoch_online.train(model, optim, self.data, order, b0, b1)
         self.optimizer.t += b1 - b0
         return float(loss), int(correct), int(bad)
 

@@ -21,6 +21,8 @@
   ``"1"`` always uses the threads (above ``PARALLEL_MIN_WORK``); ``"0"`` never.
   Results never depend on it for fastnn's own kernels: every threaded kernel sums in
   the same order as the serial one.
+* :data:`SIMD` (``FASTNN_SIMD``, default 1): the per-sample epoch's first layer through
+  LLVM-vector intrinsics (``simd.py``); ``0`` runs plain loops with the same bits.
 * :data:`PAR_MIN_WORK`, :data:`PAR_AUTO_WORK`: multiply-adds above which the per-op
   kernels use threads (``PARALLEL == "1"``, resp. ``"auto"``): a parallel region can
   cost a scheduler tick on a busy machine, so per-op calls only thread for big work.
@@ -53,6 +55,8 @@ FASTMATH = _read_fastmath(os.environ.get("FASTNN_FASTMATH"))
 CACHE = not FASTMATH
 #: "auto" (measure per epoch), "1" (always thread big batches) or "0" (one thread).
 PARALLEL = _read_parallel(os.environ.get("FASTNN_PARALLEL"))
+#: Whether the per-sample epoch uses the LLVM-vector intrinsics (FASTNN_SIMD=0: plain loops).
+SIMD = (os.environ.get("FASTNN_SIMD") or "1").strip() not in ("0", "false", "no", "off")
 #: Multiply-adds per minibatch below which fused training runs on one thread.
 PARALLEL_MIN_WORK = 200_000
 #: Multiply-adds from which the per-op kernels thread (PARALLEL "1", resp. "auto").

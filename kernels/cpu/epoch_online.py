@@ -10,9 +10,9 @@ import math
 
 import numpy as np
 
+from fastnn.kernels.cpu import config, plain
 from fastnn.kernels.cpu.jit import jit
 from fastnn.kernels.cpu.rows import act_backward_row, act_forward_row, correct_row, cost_grad_row, cost_row
-from fastnn.kernels.cpu.simd import axpy_rows, nonzeros, prefetch, sgd_rows
 from fastnn.kernels.cpu.views import bias, weights
 from fastnn.kernels.layout import ACT, BCE, BOFF, LR, MSE, NIN, NO_ACT, NOUT, SIGMOID, WD
 
@@ -33,6 +33,29 @@ def _online_update(W, a, d, lr, wd):
         elif ai != 0:
             for j in range(nout):
                 w[j] -= lr * (ai * d[j])
+
+
+#: The row kernels of the first layer: LLVM-vector intrinsics (:mod:`.simd`), or with
+#: FASTNN_SIMD=0 (or after :func:`use_plain_loops`) plain loops with the same bits.
+ROW_KERNELS = ("axpy_rows", "sgd_rows", "nonzeros", "prefetch")
+
+
+def use_plain_loops():
+    """Compile :func:`train` with :mod:`.plain`'s loops from now on (numba resolves these
+    module globals when it compiles, so a failed compile of the intrinsics can be retried)."""
+    for name in ROW_KERNELS:
+        globals()[name] = getattr(plain, name)
+
+
+def uses_simd():
+    """Whether :func:`train` is compiled with the LLVM-vector intrinsics."""
+    return globals()["axpy_rows"] is not plain.axpy_rows
+
+
+if config.SIMD:
+    from fastnn.kernels.cpu.simd import axpy_rows, nonzeros, prefetch, sgd_rows  # noqa: E402
+else:
+    use_plain_loops()
 
 
 #: Row width of the first layer's private weight copy in :func:`train` (and of
