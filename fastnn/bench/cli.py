@@ -12,12 +12,15 @@ from dataclasses import asdict
 
 import fastnn as fn
 from fastnn.bench._util import _log
-from fastnn.bench.configs import (CONFIGS, EPOCH_WARN_REL32, EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE,
-                                  BenchCheckError, Recipe, load_data)
+from fastnn.bench.bow import BOW_LIBS, bow_spec, run_bow
+from fastnn.bench.configs import (CONFIGS, EPOCH_WARN_REL32, EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, TARGETS,
+                                  BenchCheckError, Recipe, dense_data, load_data)
+from fastnn.bench.jaxpeer import import_jax, jax_version, start_jax
 from fastnn.bench.peers import import_torch
 from fastnn.bench.report import _json_default, machine_info, markdown_report
 from fastnn.bench.timing import (_merge_matmul, check_config, cold_and_cached, first_fit_compile,
-                                 matmul_gflops, time_config, time_to_accuracy)
+                                 matmul_gflops, time_config)
+from fastnn.bench.tta import time_to_accuracy
 
 
 @contextlib.contextmanager
@@ -80,8 +83,13 @@ def build_parser():
                     "(results checked against the reference before timing).")
     p.add_argument("--config", default="a,b,c",
                    help="comma-separated configurations: " + "; ".join(
-                       f"{k} = {c.title}" for k, c in CONFIGS.items()) + "; 'none' with --time-to-accuracy "
-                        "runs only that (default a,b,c)")
+                       f"{k} = {c.title}" for k, c in CONFIGS.items() if not c.dense)
+                        + "; a-dense, b-dense, c-dense = the same on MNIST standardised per pixel; "
+                        "bow = the bag-of-words problem (fastnn vs scikit-learn vs PyTorch sparse on "
+                        "CSR); 'all' = all of them; 'none' with --time-to-accuracy runs only that "
+                        "(default a,b,c)")
+    p.add_argument("--dense", action="store_true",
+                   help="add the dense variant of each chosen configuration a, b, c")
     p.add_argument("--repeats", type=int, default=None, help="timed epochs per column; the median is "
                    "reported (default 3, 1 with --quick)")
     p.add_argument("--quick", action="store_true",
@@ -113,20 +121,39 @@ def build_parser():
     p.add_argument("--fraction", type=float, default=None,
                    help="fraction of the epoch timed for the NumPy loop, PyTorch and fastnn-numpy "
                         "(default 0.1 at batch size 1, else 1)")
-    p.add_argument("--skip", default="", help="comma-separated parts to leave out: numpy, torch, "
-                   "fastnn-numpy, compile (the cold/cached compile subprocesses), matmul")
+    p.add_argument("--skip", default="", help="comma-separated parts to leave out: numpy, torch, jax, "
+                   "fastnn-numpy, compile (the cold/cached compile subprocesses), matmul, and the "
+                   "bag-of-words libraries sklearn, fastnn-sklearn")
+    p.add_argument("--bow-docs", type=int, default=None, help="documents of the bag-of-words problem "
+                   "(default 50000, 400 with --quick; 20%% are the test set)")
+    p.add_argument("--bow-vocab", type=int, default=None, help="its vocabulary (default 50000, 2000 "
+                   "with --quick)")
+    p.add_argument("--bow-epochs", type=int, default=None, help="its training epochs (default 2, 1 "
+                   "with --quick)")
+    p.add_argument("--bow-hidden", type=int, default=None, help="its hidden units (default 256, 32 "
+                   "with --quick)")
+    p.add_argument("--bow-batch", type=int, default=None, help="its batch size (default 256, 32 with "
+                   "--quick)")
+    p.add_argument("--bow-mem-cap", type=float, default=4.0, metavar="GB",
+                   help="address-space cap of each bag-of-words library's process above its size "
+                        "before the fit: a library that densifies the matrix fails with MemoryError "
+                        "instead of exhausting the machine (default 4; 0 = none)")
     return p
 
 
-def _parse_configs(text):
+def _parse_configs(text, dense=False):
     if text.strip().lower() == "none":
         return []
+    if text.strip().lower() == "all":
+        return list(CONFIGS) + ["bow"]
     keys = [k.strip().lower() for k in text.split(",") if k.strip()]
-    bad = [k for k in keys if k not in CONFIGS]
+    bad = [k for k in keys if k not in CONFIGS and k != "bow"]
     if bad or not keys:
         raise ValueError(f"unknown configuration(s) {', '.join(bad) or '(none)'}; choose from "
-                         + ", ".join(CONFIGS))
-    return keys
+                         + ", ".join(list(CONFIGS) + ["bow", "all"]))
+    if dense:
+        keys += [f"{k}-dense" for k in keys if f"{k}-dense" in CONFIGS]
+    return list(dict.fromkeys(keys))
 
 
 def _dispatch_cuda(argv):
@@ -154,12 +181,12 @@ def resolve_backend(name):
 
 def run_bench(args):
     """Run the benchmark described by parsed ``args``; returns the results dict."""
-    keys = _parse_configs(args.config)
+    keys = _parse_configs(args.config, args.dense)
     if not keys and not args.time_to_accuracy:
         raise ValueError("--config none leaves nothing to do without --time-to-accuracy")
     args._recipe = make_recipe(args)   # checks the --tta-* options before anything runs
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    unknown = skip - {"numpy", "torch", "fastnn-numpy", "compile", "matmul"}
+    unknown = skip - {"numpy", "torch", "jax", "fastnn-numpy", "compile", "matmul", *BOW_LIBS}
     if unknown:
         raise ValueError(f"--skip: unknown part(s) {', '.join(sorted(unknown))}")
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
@@ -169,6 +196,9 @@ def run_bench(args):
     check_steps = args.check_steps if args.check_steps is not None else (20 if args.quick else 300)
     if args.fraction is not None and not 0 < args.fraction <= 1:
         raise ValueError("--fraction must lie in (0, 1]")
+    if args.bow_mem_cap < 0:
+        raise ValueError("--bow-mem-cap must be >= 0")
+    args._bow_spec = bow_spec(args) if "bow" in keys else None
 
     backend, why = resolve_backend(args.backend)
     if why:
@@ -176,22 +206,32 @@ def run_bench(args):
     torch = None if "torch" in skip else import_torch()
     if torch is None and "torch" not in skip:
         _log("fastnn.bench: torch is not installed; the PyTorch column is left out.")
+    jax = None if "jax" in skip else import_jax()
+    if jax is None and "jax" not in skip:
+        _log("fastnn.bench: jax is not installed (or does not load); the JAX column is left out.")
     threads = args.threads if args.threads is not None else default_threads()
     if threads < 1:
         raise ValueError("--threads must be >= 1")
     with thread_settings(threads, torch) as got_threads:
-        return _run_bench(args, keys, skip, repeats, check_steps, backend, why, torch, threads, got_threads)
+        if jax is not None:
+            got_threads["jax"] = start_jax(jax, threads)
+        return _run_bench(args, keys, skip, repeats, check_steps, backend, why, torch, threads, got_threads,
+                          jax)
 
 
-def _run_bench(args, keys, skip, repeats, check_steps, backend, why, torch, threads, got_threads):
-    data, data_desc = load_data(args)
+def _run_bench(args, keys, skip, repeats, check_steps, backend, why, torch, threads, got_threads, jax):
+    mlp_keys = [k for k in keys if k != "bow"]
+    data, data_desc = load_data(args) if mlp_keys or args.time_to_accuracy else ((None,) * 4, "none")
     X, y, X_test, y_test = data
+    dense = dense_data(data) if any(CONFIGS[k].dense for k in mlp_keys) else None
     main_col = f"fastnn-{backend}"
     columns = [main_col]
     if "numpy" not in skip:
         columns.append("numpy")
     if torch is not None:
         columns.append("torch")
+    if jax is not None:
+        columns.append("jax")
     if backend != "numpy" and "fastnn-numpy" not in skip:
         columns.append("fastnn-numpy")
 
@@ -202,7 +242,15 @@ def _run_bench(args, keys, skip, repeats, check_steps, backend, why, torch, thre
         "settings": {"backend_requested": args.backend, "backend": backend, "backend_fallback_reason": why,
                      "fastnn_column": main_col, "columns": columns, "repeats": repeats,
                      "check_steps": check_steps, "seed": args.seed, "threads": got_threads,
-                     "data": data_desc, "n_train": len(X), "n_test": len(X_test), "quick": bool(args.quick),
+                     "data": data_desc, "n_train": len(X) if X is not None else 0,
+                     "n_test": len(X_test) if X_test is not None else 0, "quick": bool(args.quick),
+                     "dense_data": "the -dense configs train on MNIST standardised per pixel with the "
+                                   "training set's mean and standard deviation (StandardScaler; constant "
+                                   "pixels -> 0)",
+                     "jax": jax_version(jax) if jax is not None else None,
+                     "jax_timing": "jax.jit of lax.scan over the epoch's full batches (gathered by the "
+                                   "order inside the step) plus one step for the short last batch, "
+                                   "float32 (x64 off); compile = first call minus second call",
                      "dtype": "float32",
                      "numpy_baseline": "fastnn.bench.numpy_train: per-batch forward/backward/update with "
                                        "NumPy matmuls; computes no loss/accuracy",
@@ -211,20 +259,22 @@ def _run_bench(args, keys, skip, repeats, check_steps, backend, why, torch, thre
                                       "without input checks and setup)"},
         "configs": {},
     }
-    if "matmul" not in skip and keys:
+    if "matmul" not in skip and mlp_keys:
         _log("matmul reference ...")
         res["matmul"] = matmul_gflops(256 if args.quick else 2048)
-    if keys and backend == "numba" and "compile" not in skip and not args.quick:
-        _log(f"compile time of configs {','.join(keys)}: cold, then cached, in fresh interpreters ...")
-        res["compile"] = cold_and_cached(keys, backend)
+    if mlp_keys and backend == "numba" and "compile" not in skip and not args.quick:
+        _log(f"compile time of configs {','.join(mlp_keys)}: cold, then cached, in fresh interpreters ...")
+        res["compile"] = cold_and_cached(mlp_keys, backend)
         for k in ("cold", "cached"):
             if "error" in res["compile"][k]:
                 _log(f"  {k} compile probe: {res['compile'][k]['error']}")
-    for key in keys:
+    for key in mlp_keys:
         cfg = CONFIGS[key]
         _log(f"config {key}: {cfg.title}")
         rec = {"title": cfg.title, "config": asdict(cfg), "target_numpy": cfg.target_numpy,
-               "target_torch": cfg.target_torch}
+               "target_torch": cfg.target_torch, "target_jax": cfg.target_jax, "dense": cfg.dense}
+        cdata = dense if cfg.dense else data
+        X, y = cdata[0], cdata[1]
         comp = {}
         if "compile" in res:
             comp["subprocess"] = {k: res["compile"][k].get("configs", {}).get(key)
@@ -235,9 +285,9 @@ def _run_bench(args, keys, skip, repeats, check_steps, backend, why, torch, thre
             comp["in_process"] = first_fit_compile(cfg, X, y, backend, args.seed)
         rec["compile"] = comp
         _log(f"  result check ({check_steps} steps, float64) ...")
-        rec["check"] = check_config(cfg, X, y, backend, check_steps, args.seed, torch)
+        rec["check"] = check_config(cfg, X, y, backend, check_steps, args.seed, torch, jax)
         _log("  timing ...")
-        rec["timings"] = time_config(cfg, data, args, backend, torch, columns)
+        rec["timings"] = time_config(cfg, cdata, args, backend, torch, columns, jax)
         t_main = rec["timings"][main_col]["median_s"]
         rec["speedup"] = {f"vs_{c}": rec["timings"][c]["median_s"] / t_main for c in columns if c != main_col}
         for c in columns:
@@ -247,9 +297,10 @@ def _run_bench(args, keys, skip, repeats, check_steps, backend, why, torch, thre
                      f"by {d:.3g} (relative norm); the float64 check passed, so this is rounding growth")
         if main_col == "fastnn-numba":
             rec["targets_met"] = {
-                "vs_numpy": rec["speedup"].get("vs_numpy", 0) >= cfg.target_numpy if "numpy" in columns else None,
-                "vs_torch": rec["speedup"].get("vs_torch", 0) >= cfg.target_torch if torch is not None else None}
-        if key == "c":
+                f"vs_{c}": (rec["speedup"][f"vs_{c}"] >= t if f"vs_{c}" in rec["speedup"] else None)
+                for c, t in (("numpy", cfg.target_numpy), ("torch", cfg.target_torch), ("jax", cfg.target_jax))
+                if t is not None}
+        if key in ("c", "c-dense"):
             flops = cfg.dense_flops(len(X))
             per = {}
             for c in columns:
@@ -262,6 +313,9 @@ def _run_bench(args, keys, skip, repeats, check_steps, backend, why, torch, thre
                 for v in per.values():
                     v.pop("fraction_of_matmul")
         res["configs"][key] = rec
+    res["epoch_ratios"] = _b_over_a(res["configs"], columns)
+    if "bow" in keys:
+        res["bow"] = run_bow(args._bow_spec, backend, threads, torch, skip, args.bow_mem_cap or None)
     if "matmul" in res:
         res["matmul"] = _merge_matmul(res["matmul"], matmul_gflops(res["matmul"]["n"]))
         for rec in res["configs"].values():
@@ -271,8 +325,22 @@ def _run_bench(args, keys, skip, repeats, check_steps, backend, why, torch, thre
         recipe = args._recipe
         recipe.max_epochs = args.tta_max_epochs or (2 if args.quick else recipe.max_epochs)
         _log(f"time to accuracy: {recipe.describe()}")
-        res["time_to_accuracy"] = time_to_accuracy(recipe, data, backend, torch, args.seed)
+        res["time_to_accuracy"] = time_to_accuracy(recipe, data, backend, torch, args.seed, jax,
+                                                   check_steps)
     return res
+
+
+def _b_over_a(configs, columns):
+    """b's epoch time / a's epoch time per column (issue 11: <= 0.6 for fastnn on raw MNIST)."""
+    out = {}
+    for suffix in ("", "-dense"):
+        a, b = configs.get("a" + suffix), configs.get("b" + suffix)
+        if a and b:
+            out["b_over_a" + suffix] = {c: b["timings"][c]["median_s"] / a["timings"][c]["median_s"]
+                                        for c in columns if c in a["timings"] and c in b["timings"]}
+    if "b_over_a" in out:
+        out["target_b_over_a_max"] = TARGETS["b_over_a_max"]
+    return out
 
 
 def make_recipe(args):

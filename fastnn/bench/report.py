@@ -4,10 +4,12 @@ import datetime
 import os
 import platform
 import subprocess
+import sys
 
 import numpy as np
 
 import fastnn as fn
+from fastnn.bench.bow import BOW_TITLES
 from fastnn.bench.peers import import_torch
 
 
@@ -53,6 +55,8 @@ def machine_info(threads):
     torch = import_torch()
     info["torch"] = torch.__version__ if torch else None
     info["torch_threads"] = torch.get_num_threads() if torch else None
+    jax = sys.modules.get("jax")   # never imported here: only reported when the bench loaded it
+    info["jax"] = getattr(jax, "__version__", None)
     try:
         from threadpoolctl import threadpool_info
 
@@ -70,7 +74,7 @@ def machine_info(threads):
     return info
 
 
-COLUMN_TITLES = {"numpy": "NumPy loop", "torch": "PyTorch CPU"}
+COLUMN_TITLES = {"numpy": "NumPy loop", "torch": "PyTorch CPU", "jax": "JAX (jit+scan)"}
 
 
 def _col_title(c):
@@ -86,7 +90,9 @@ def markdown_report(res):
         for c in rec["timings"]:
             if c not in cols:
                 cols.append(c)
-    head = ["config"] + [f"{_col_title(c)} (s)" for c in cols] + ["vs NumPy", "vs PyTorch", "JIT compile (s)"]
+    peers = [(c, t) for c, t in (("numpy", "NumPy"), ("torch", "PyTorch"), ("jax", "JAX")) if c in cols]
+    head = (["config"] + [f"{_col_title(c)} (s)" for c in cols] + [f"vs {t}" for _, t in peers]
+            + ["JIT compile (s)"])
     if cols:
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + " --- |" * len(head))
@@ -104,7 +110,8 @@ def markdown_report(res):
                 extrap.add(f"{t['fraction_timed']:.0%}")
             row.append(f"{_fmt_s(t['median_s'])}{mark}")
         sp = rec["speedup"]
-        for which, tgt in (("numpy", "target_numpy"), ("torch", "target_torch")):
+        for which, _ in peers:
+            tgt = f"target_{which}"
             v = sp.get(f"vs_{which}")
             cell = _fmt_x(v)
             if v is not None and rec.get(tgt) and main == "fastnn-numba":
@@ -119,6 +126,9 @@ def markdown_report(res):
             v = sub.get(k) or {}
             if "compile_s" in v:
                 parts.append(f"{k} {v['compile_s']:.2f}")
+        jc = (rec["timings"].get("jax") or {}).get("compile")
+        if jc:
+            parts.append(f"JAX {jc['compile_s']:.2f}")
         row.append(", ".join(parts) if parts else ("none" if main == "fastnn-numpy" else "n/a"))
         lines.append("| " + " | ".join(row) + " |")
     notes = []
@@ -126,6 +136,17 @@ def markdown_report(res):
         notes.append(f"Median of {res['settings']['repeats']} epoch(s) of {res['settings']['n_train']} "
                      f"samples, {res['settings']['data']}; speedup = column time / {main} time, both "
                      "from this run.")
+    er = res.get("epoch_ratios") or {}
+    for k, title in (("b_over_a", "raw MNIST"), ("b_over_a-dense", "dense MNIST")):
+        if k in er:
+            tgt = f" (target for {main} on raw MNIST: <= {er['target_b_over_a_max']:g})" if k == "b_over_a" else ""
+            notes.append(f"b's epoch / a's epoch, {title}: " + ", ".join(
+                f"{_col_title(c)} {v:.2f}" for c, v in er[k].items()) + tgt + ".")
+    if any(rec.get("dense") for rec in res["configs"].values()):
+        notes.append("-dense: " + res["settings"].get("dense_data", "standardised MNIST") + ".")
+    if "jax" in cols:
+        notes.append(f"JAX: {res['settings'].get('jax')}, {res['settings'].get('jax_timing')}; "
+                     f"threads: {res['settings']['threads'].get('jax')}.")
     if extrap:
         notes.append(f"\\* timed on {', '.join(sorted(extrap))} of the epoch (the same sample order) "
                      "and scaled up to the whole epoch.")
@@ -153,14 +174,18 @@ def markdown_report(res):
     mi = res["machine"]
     notes.append(f"Machine: {mi.get('cpu_model')}, {mi.get('usable_cpus')} usable CPUs; threads: "
                  f"numba {th.get('numba')}, torch {th.get('torch', 'n/a')}, NumPy BLAS {th.get('numpy_blas')}; "
-                 f"numpy {mi.get('numpy')}, numba {mi.get('numba')}, torch {mi.get('torch')}; {mi.get('date')}.")
+                 f"numpy {mi.get('numpy')}, numba {mi.get('numba')}, torch {mi.get('torch')}, jax {mi.get('jax')}; "
+                 f"{mi.get('date')}.")
     lines.append("")
     lines += [n + "  " for n in notes]
+    if res.get("bow"):
+        lines += [""] + bow_report(res["bow"])
     tta = res.get("time_to_accuracy")
     if tta:
         lines += ["", f"Time to accuracy ({tta['recipe']}; training time, evaluation excluded):", ""]
         tg = list(tta["recipe_fields"]["targets"])
-        head = ["framework"] + [f"{t:.0%}: epochs, s" for t in tg] + ["best test acc", "eval s (excluded)"]
+        head = (["framework"] + [f"{t:.0%}: epochs, s" for t in tg]
+                + ["best test acc", "eval s (excluded)", "median epoch (s)"])
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + " --- |" * len(head))
         for name, r in tta["results"].items():
@@ -171,8 +196,65 @@ def markdown_report(res):
                            f"not in {len(r['test_accuracy'])} epochs")
             row.append(f"{max(r['test_accuracy']):.4f}" if r["test_accuracy"] else "n/a")
             row.append(f"{r['eval_s_total']:.2f}")
+            row.append(_fmt_s(r.get("median_epoch_s")))
             lines.append("| " + " | ".join(row) + " |")
+        lines += [""] + _tta_notes(tta)
     return "\n".join(lines)
+
+
+def _tta_notes(tta):
+    notes = []
+    ratios = {k: v for k, v in (tta.get("ratios") or {}).items()}
+    if ratios:
+        notes.append("fastnn's time to accuracy / the peer's: " + ", ".join(
+            f"{k.replace('_vs_', ' vs ')} {v:.2f}" for k, v in ratios.items())
+            + " (issue 11's targets at 98%: <= 0.6 vs JAX, <= 0.5 vs PyTorch).")
+    if tta.get("jax_compile"):
+        notes.append(f"JAX compile (first call minus second, excluded): {tta['jax_compile']['compile_s']:.2f} s.")
+    chk = tta.get("check")
+    if chk:
+        notes.append(f"Checked before timing: {chk['steps']} steps in float64, max |w - w_ref| "
+                     + ", ".join(f"{k} {v:.2g}" for k, v in chk["max_abs_diff"].items()) + ".")
+    return [n + "  " for n in notes]
+
+
+def _bow_cell(r, key, fmt):
+    v = r.get(key)
+    return fmt(v) if v is not None else "n/a"
+
+
+def bow_report(bow):
+    """The bag-of-words table (a list of lines)."""
+    st = bow["stats"]
+    lines = [f"Bag-of-words ({bow['data']}; {st['train_shape'][0]} x {st['train_shape'][1]} train CSR, "
+             f"{st['nnz_train']} non-zeros, density {st['density']:.3%}; model {bow['model']}):", "",
+             "| library | train (s) | test accuracy | peak RSS growth (MB) | fastnn speedup | status |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    ratios = bow.get("ratios") or {}
+    for lib, r in bow["libraries"].items():
+        sp = ratios.get(f"vs_{lib}")
+        status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r.get('reason', '')}"[:160]
+        lines.append("| " + " | ".join([
+            BOW_TITLES.get(lib, lib), _bow_cell(r, "train_s", _fmt_s),
+            _bow_cell(r, "test_accuracy", lambda v: f"{v:.4f}"),
+            _bow_cell(r, "peak_growth_mb", lambda v: f"{v:.0f}"),
+            _fmt_x(sp) if sp is not None else "n/a", status.replace("|", "/")]) + " |")
+    t = ratios.get("targets", {})
+    notes = [f"Issue 11's targets: fastnn >= {t.get('vs_sklearn', 10):g}x scikit-learn and >= "
+             f"{t.get('vs_torch', 3):g}x PyTorch sparse, test accuracy within {t.get('accuracy_points', 1):g} "
+             "point." + "".join(f" Accuracy difference vs {k[len('accuracy_points_vs_'):]}: {v:+.2f} points."
+                                for k, v in ratios.items() if k.startswith("accuracy_points_vs_"))]
+    notes.append("Each library in a fresh interpreter: warm-up on two batches, then one timed training; "
+                 "peak RSS growth = VmHWM during the fit (reset before it) minus VmRSS before it"
+                 + (f"; address-space cap {bow['mem_cap_gb']:g} GB above the size before the fit"
+                    if bow.get("mem_cap_gb") else "") + ".")
+    chk = bow.get("check") or {}
+    if chk:
+        parts = ([f"{k} max |w - w_ref| {v:.2g}" for k, v in chk["max_abs_diff"].items()]
+                 + [f"{k} not checked ({v.split(':')[0]})" for k, v in chk["not_checked"].items()])
+        notes.append(f"Checked before timing ({chk['steps']} steps, float64, vs the reference on the "
+                     "densified slice): " + "; ".join(parts) + ".")
+    return lines + [""] + [n + "  " for n in notes]
 
 
 def _json_default(o):

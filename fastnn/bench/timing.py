@@ -1,12 +1,12 @@
-"""The measured parts of the benchmark: result check, compile time, epoch timings,
-time to accuracy and the reference matmul."""
+"""The measured parts of the benchmark: result check, compile time, epoch timings and the
+reference matmul (time to accuracy: :mod:`fastnn.bench.tta`; bag-of-words:
+:mod:`fastnn.bench.bow`)."""
 
 import json
 import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict
 
 import numpy as np
 
@@ -14,6 +14,7 @@ import fastnn as fn
 from fastnn.bench._util import _log, _max_rel_err, _median, _now, _rel_norm_diff
 from fastnn.bench.configs import (CHECK_ATOL64, CHECK_RTOL64, BenchCheckError, flat, make_cost,
                                   make_net, make_optimizer, net_arrays, shuffle_order)
+from fastnn.bench.jaxpeer import JaxEpoch, x64
 from fastnn.bench.peers import TorchRun, _act, numpy_targets
 
 
@@ -57,11 +58,13 @@ def _merge_matmul(first, second):
     return out
 
 
-def check_config(cfg, X, y, backend, steps, seed, torch):
+def check_config(cfg, X, y, backend, steps, seed, torch, jax=None, numpy_loop=True):
     """Train ``steps`` steps (float64, benchmark shapes) with every implementation from one
     set of weights and one order, and compare each with the reference backend.
 
-    Returns the record; raises :class:`BenchCheckError` on disagreement.
+    ``jax`` (the module, or None) adds JAX, run with ``jax_enable_x64`` on for this check
+    only; the NumPy loop is left out when ``numpy_loop`` is false or the optimizer is Adam
+    (the loop has none). Returns the record; raises :class:`BenchCheckError` on disagreement.
     """
     # The last batch has the same size as the epoch's last (short) batch, so that path is checked too.
     bsz = cfg.batch_size
@@ -84,15 +87,22 @@ def check_config(cfg, X, y, backend, steps, seed, torch):
         results[f"fastnn-{backend}"] = net.params.copy()
 
     order = shuffle_order(data_seed, m)
-    Ws, bs = net_arrays(base)
-    _numpy_train()(cfg, Ws, bs, X64, numpy_targets(cfg, y_c, np.float64), order)
-    results["numpy"] = flat(Ws, bs)
+    if numpy_loop and cfg.optimizer != "adam":
+        Ws, bs = net_arrays(base)
+        _numpy_train()(cfg, Ws, bs, X64, numpy_targets(cfg, y_c, np.float64), order)
+        results["numpy"] = flat(Ws, bs)
 
     if torch is not None:
         tr = TorchRun(torch, cfg, *net_arrays(base), np.float64)
         T = numpy_targets(cfg, y_c, np.float64)
         tr.train(torch.from_numpy(X64), torch.from_numpy(T), torch.from_numpy(order))
         results["torch"] = flat(*tr.arrays())
+
+    if jax is not None:
+        with x64(jax, True):
+            je = JaxEpoch(jax, cfg, X64, numpy_targets(cfg, y_c, np.float64), np.float64)
+            params, _ = je.epoch(*je.init(*net_arrays(base)), order)
+            results["jax"] = flat(*je.arrays(params))
 
     record = {"steps": -(-m // cfg.batch_size), "samples": m, "dtype": "float64",
               "reference": "fastnn backend 'numpy' (kernels/reference.py)",
@@ -198,7 +208,7 @@ def cold_and_cached(keys, backend):
 def _fraction_for(args, cfg, column, main_col):
     """Fraction of the epoch timed for a column (slow per-sample Python loops get less;
     the benchmarked fastnn column always trains the whole epoch)."""
-    if column == main_col or (column.startswith("fastnn-") and column != "fastnn-numpy"):
+    if column in (main_col, "jax") or (column.startswith("fastnn-") and column != "fastnn-numpy"):
         return 1.0
     if args.fraction is not None:
         return args.fraction
@@ -207,8 +217,24 @@ def _fraction_for(args, cfg, column, main_col):
     return 0.1 if cfg.batch_size == 1 else 1.0
 
 
-def time_config(cfg, data, args, backend, torch, columns):
-    """Warm up, then time one epoch per column ``args.repeats`` times (interleaved)."""
+def jax_compile(je, Ws, bs, order):
+    """JAX's compile time: a first whole-epoch call (trace, compile, run) minus a second one."""
+    times = []
+    for _ in range(2):
+        params, state = je.init(Ws, bs)
+        t0 = _now()
+        je.epoch(params, state, order)
+        times.append(_now() - t0)
+    return {"first_call_s": times[0], "second_call_s": times[1],
+            "compile_s": max(0.0, times[0] - times[1])}
+
+
+def time_config(cfg, data, args, backend, torch, columns, jax=None):
+    """Warm up, then time one epoch per column ``args.repeats`` times (interleaved).
+
+    The JAX column (``jax`` the module) runs with ``jax_enable_x64`` off (float32); its
+    warm-up is two whole-epoch calls, whose difference is its compile time (``jax_compile``).
+    """
     X, y, X_test, y_test = data
     n = len(X)
     seed = args.seed
@@ -221,6 +247,10 @@ def time_config(cfg, data, args, backend, torch, columns):
     fractions = {c: _fraction_for(args, cfg, c, f"fastnn-{backend}") for c in columns}
     counts = {c: n if f >= 1 else max(cfg.batch_size, int(round(f * n))) for c, f in fractions.items()}
     numpy_train = _numpy_train()
+    je = None
+    if jax is not None and "jax" in columns:
+        with x64(jax, False):
+            je = JaxEpoch(jax, cfg, X, T, np.float32)
 
     def run(column, m):
         """Train ``m`` samples of one epoch with ``column``; returns (seconds, final flat params)."""
@@ -248,14 +278,27 @@ def time_config(cfg, data, args, backend, torch, columns):
             tr.train(X_t, T_t, o)
             dt = _now() - t0
             return dt, flat(*tr.arrays()), tr
+        if column == "jax":
+            with x64(jax, False):
+                params, state = je.init(*net_arrays(base))
+                t0 = _now()
+                params, _ = je.epoch(params, state, order[:m])
+                dt = _now() - t0
+                assert params[0][0].dtype == np.float32, "x64 leaked into the float32 timing"
+            return dt, flat(*je.arrays(params)), params
         raise ValueError(column)
 
     inner = {}   # fastnn columns: the epoch time History reports (without fit's input checks)
 
     # Warm-up: a few batches of each (JIT, caches, torch's first-call setup).
     warm = min(n, max(8 * cfg.batch_size, 256))
+    compile_jax = None
     for c in columns:
-        run(c, warm)
+        if c == "jax":   # the compiled epoch's shape is the whole epoch's: warm up with that
+            with x64(jax, False):
+                compile_jax = jax_compile(je, *net_arrays(base), order)
+        else:
+            run(c, warm)
 
     times = {c: [] for c in columns}
     inner_times = {c: [] for c in columns if c.startswith("fastnn-")}
@@ -280,14 +323,20 @@ def time_config(cfg, data, args, backend, torch, columns):
         if counts[c] == n:
             if main_col in finals and c != main_col and counts[main_col] == n:
                 rec["final_rel_diff_vs_" + main_col] = _rel_norm_diff(params, finals[main_col][0])
-            rec["test_accuracy"] = _test_accuracy(cfg, c, obj, X_test, y_test, torch)
+            rec["test_accuracy"] = _test_accuracy(cfg, c, obj, X_test, y_test, torch, je)
+        if c == "jax":
+            rec["compile"] = compile_jax
+            rec["dtype"] = "float32"
         out[c] = rec
     return out
 
 
-def _test_accuracy(cfg, column, obj, X_test, y_test, torch):
+def _test_accuracy(cfg, column, obj, X_test, y_test, torch, je=None):
     """Test accuracy of a column's trained weights (a sanity check of the timed run)."""
-    if column.startswith("fastnn-"):
+    if column == "jax":
+        with x64(je.jax, False):
+            pred = je.predict(obj, X_test)
+    elif column.startswith("fastnn-"):
         pred = obj.predict(X_test, backend=column[len("fastnn-"):])
     elif column == "numpy":
         h = X_test
@@ -299,60 +348,3 @@ def _test_accuracy(cfg, column, obj, X_test, y_test, torch):
     else:
         pred = obj.predict(torch.from_numpy(X_test))
     return float(np.mean(pred.argmax(axis=1) == y_test))
-
-
-def time_to_accuracy(recipe, data, backend, torch, seed):
-    """Wall time of training (evaluation excluded, reported apart) to reach each target test
-    accuracy with ``recipe``, for fastnn and, when installed, PyTorch, epoch by epoch in turn."""
-    X, y, X_test, y_test = data
-    cfg = recipe.as_config()
-    base = make_net(cfg, seed)
-    runners = {}
-    # Warm-up: JIT compile (reported, not counted) and torch's first-call setup.
-    comp = first_fit_compile(cfg, X, y, backend, seed)
-    net = base.copy()
-    trainer = fn.Trainer(net, make_cost(cfg), make_optimizer(cfg), batch_size=cfg.batch_size,
-                         backend=backend, seed=seed)
-    runners[f"fastnn-{backend}"] = trainer
-    rng = np.random.default_rng(seed)   # the same sequence of orders as the Trainer's
-    if torch is not None:
-        warm = TorchRun(torch, cfg, *net_arrays(base), np.float32)
-        warm.train(torch.from_numpy(X), torch.from_numpy(y), torch.from_numpy(np.arange(min(len(X), 512))))
-        runners["torch"] = TorchRun(torch, cfg, *net_arrays(base), np.float32)
-        X_t, y_t, Xte_t = torch.from_numpy(X), torch.from_numpy(y), torch.from_numpy(X_test)
-    recs = {name: {"epoch_train_s": [], "epoch_eval_s": [], "test_accuracy": [], "reached": {}}
-            for name in runners}
-    best = max(recipe.targets)
-    for epoch in range(recipe.max_epochs):
-        order = rng.permutation(len(X)).astype(np.int64)
-        for name, r in runners.items():
-            rec = recs[name]
-            if best in rec["reached"]:
-                continue
-            t0 = _now()
-            if name == "torch":
-                r.train(X_t, y_t, torch.from_numpy(order))
-            else:
-                r.fit(X, y, epochs=1)
-            t1 = _now()
-            pred = r.predict(Xte_t) if name == "torch" else net.predict(X_test, backend=backend)
-            acc = float(np.mean(pred.argmax(axis=1) == y_test))
-            rec["epoch_eval_s"].append(_now() - t1)
-            rec["epoch_train_s"].append(t1 - t0)
-            rec["test_accuracy"].append(acc)
-            for tgt in recipe.targets:
-                if acc >= tgt and tgt not in rec["reached"]:
-                    rec["reached"][tgt] = {"epochs": epoch + 1, "train_s": float(sum(rec["epoch_train_s"]))}
-        _log(f"  epoch {epoch + 1}: " + ", ".join(
-            f"{name} acc {recs[name]['test_accuracy'][-1]:.4f}" for name in runners
-            if len(recs[name]["test_accuracy"]) == epoch + 1))
-        if all(best in rec["reached"] for rec in recs.values()):
-            break
-    for rec in recs.values():
-        rec["reached"] = {f"{t:.2f}": v for t, v in sorted(rec["reached"].items())}
-        rec["eval_s_total"] = float(sum(rec["epoch_eval_s"]))
-    return {"recipe": recipe.describe(), "recipe_fields": asdict(recipe), "seed": seed,
-            "fastnn_compile": comp,
-            "note": "train_s: cumulative training wall time (fit per epoch, compile excluded: "
-                    "see fastnn_compile); test evaluation after each epoch is excluded and "
-                    "reported in epoch_eval_s", "results": recs}
