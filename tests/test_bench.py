@@ -25,7 +25,7 @@ def _run(tmp_path, *extra):
 
 
 def test_quick_run_writes_table_and_json(tmp_path, capsys):
-    rc, out = _run(tmp_path, "--config", "a,c", "--fraction", "0.5",
+    rc, out = _run(tmp_path, "--config", "a,c", "--fraction", "0.5", "--skip", "jax",
                    "--time-to-accuracy", "--tta-max-epochs", "1")
     assert rc == bench.EXIT_OK
     printed = capsys.readouterr().out
@@ -60,7 +60,7 @@ def test_quick_run_writes_table_and_json(tmp_path, capsys):
 
 def test_report_without_the_reference_matmul(tmp_path, capsys):
     # --skip matmul: GFLOP/s are reported without a fraction of the (unmeasured) matmul rate
-    rc, out = _run(tmp_path, "--config", "c", "--skip", "matmul,torch")
+    rc, out = _run(tmp_path, "--config", "c", "--skip", "matmul,torch,jax")
     assert rc == bench.EXIT_OK
     res = json.loads(out.read_text())
     assert "matmul" not in res or not res["matmul"]
@@ -91,7 +91,7 @@ class _WrongOps(Ops):
 
 def test_check_fails_loudly_on_wrong_backend_weights(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(backends._instances, "numba", _WrongOps())
-    rc, out = bench.main(["--quick", "--backend", "numba", "--config", "b", "--skip", "matmul,torch",
+    rc, out = bench.main(["--quick", "--backend", "numba", "--config", "b", "--skip", "matmul,torch,jax",
                           "--out", str(tmp_path / "res.json")]), tmp_path / "res.json"
     assert rc == bench.EXIT_CHECK_FAILED
     err = capsys.readouterr().err
@@ -111,7 +111,7 @@ def test_check_fails_when_numpy_baseline_is_wrong(tmp_path, monkeypatch, capsys)
         return state
 
     monkeypatch.setattr(bench, "numpy_train", forgets_bias_update)
-    rc, out = _run(tmp_path, "--config", "c", "--skip", "matmul,torch")
+    rc, out = _run(tmp_path, "--config", "c", "--skip", "matmul,torch,jax")
     assert rc == bench.EXIT_CHECK_FAILED
     err = capsys.readouterr().err
     assert "result check FAILED for config c" in err and "numpy:" in err
@@ -173,4 +173,148 @@ def test_quick_run_on_numba_backend(tmp_path):
     for rec in res["configs"].values():
         assert rec["check"]["passed"] and "fastnn-numba" in rec["check"]["max_abs_diff"]
         assert rec["compile"]["in_process"]["first_fit_s"] > 0
-        assert set(rec["targets_met"]) == {"vs_numpy", "vs_torch"}
+        assert set(rec["targets_met"]) == {"vs_numpy", "vs_torch", "vs_jax"}
+
+
+# --------------------------------------------------------------------------- issue 11: JAX,
+# dense configs, bag-of-words
+
+
+def _jax():
+    """jax, or skip: an optional peer, a skip (with the reason) in CI too."""
+    jax = bench.import_jax()
+    if jax is None:
+        pytest.skip("jax is not installed (optional peer: pip install 'fastnn-numba[jax]')")
+    return jax
+
+
+def test_jax_column_checked_timed_and_compiled_separately(tmp_path, capsys):
+    jax = _jax()
+    was = bool(jax.config.jax_enable_x64)
+    rc, out = _run(tmp_path, "--config", "b,c", "--skip", "matmul,torch,numpy",
+                   "--time-to-accuracy", "--tta-max-epochs", "1")
+    assert rc == bench.EXIT_OK
+    assert bool(jax.config.jax_enable_x64) == was          # the float64 check did not leak x64
+    printed = capsys.readouterr().out
+    assert "JAX (jit+scan) (s)" in printed and "vs JAX" in printed
+    res = json.loads(out.read_text())
+    assert "jax" in res["settings"]["threads"] and res["settings"]["jax"].startswith("jax ")
+    for key, rec in res["configs"].items():
+        # checked in float64 against the reference before timing, like every column
+        assert rec["check"]["max_abs_diff"]["jax"] <= 1e-9
+        t = rec["timings"]["jax"]
+        assert t["median_s"] > 0 and t["dtype"] == "float32" and not t["extrapolated"]
+        assert set(t["compile"]) == {"first_call_s", "second_call_s", "compile_s"}
+        assert 0 <= t["test_accuracy"] <= 1 and rec["speedup"]["vs_jax"] > 0
+    assert "b_over_a" not in res["epoch_ratios"]            # a was not run
+    tta = res["time_to_accuracy"]
+    assert "jax" in tta["results"] and tta["jax_compile"]["compile_s"] >= 0
+    assert tta["check"]["max_abs_diff"]["jax"] <= 1e-9      # Adam, checked before timing
+
+
+def test_jax_float64_epoch_equals_the_reference_with_a_short_last_batch():
+    jax = _jax()
+    from fastnn.bench.jaxpeer import JaxEpoch, x64
+
+    X, y, _, _ = bench.synthetic_data(n_train=75, n_test=1)       # 75 = 7 batches of 10 + 5
+    for key in ("b", "c"):
+        cfg = bench.CONFIGS[key]
+        base = bench.make_net(cfg, 3, np.float64)
+        ref = base.copy()
+        ref.fit(X.astype(np.float64), y, bench.make_cost(cfg), bench.make_optimizer(cfg), epochs=1,
+                batch_size=10, seed=4, backend="numpy")
+        cfg10 = bench.Config(**{**cfg.__dict__, "batch_size": 10})
+        with x64(jax, True):
+            je = JaxEpoch(jax, cfg10, X.astype(np.float64), bench.numpy_targets(cfg, y, np.float64),
+                          np.float64)
+            params, _ = je.epoch(*je.init(*bench.net_arrays(base)), bench.shuffle_order(4, 75))
+            got = bench.flat(*je.arrays(params))
+        np.testing.assert_allclose(got, ref.params, rtol=1e-10, atol=1e-12)
+
+
+def test_check_fails_loudly_on_a_wrong_jax(tmp_path, monkeypatch, capsys):
+    _jax()
+    from fastnn.bench import jaxpeer
+
+    real = jaxpeer.JaxEpoch._loss
+    monkeypatch.setattr(jaxpeer.JaxEpoch, "_loss", lambda self, p, x, t: 1.01 * real(self, p, x, t))
+    rc, out = _run(tmp_path, "--config", "c", "--skip", "matmul,torch")
+    assert rc == bench.EXIT_CHECK_FAILED
+    err = capsys.readouterr().err
+    assert "result check FAILED for config c" in err and "jax:" in err
+    assert not out.exists()
+
+
+def test_dense_configs_train_on_standardised_data(tmp_path):
+    rc, out = _run(tmp_path, "--config", "a", "--dense", "--skip", "matmul,torch,jax,numpy")
+    assert rc == bench.EXIT_OK
+    res = json.loads(out.read_text())
+    assert list(res["configs"]) == ["a", "a-dense"]
+    rec = res["configs"]["a-dense"]
+    assert rec["dense"] and rec["target_jax"] == 1.5 and rec["check"]["passed"]
+    assert set(res["epoch_ratios"]) == set()                # no b: no b/a ratio
+    assert bench.CONFIGS["c-dense"].target_jax == 1.3 and bench.CONFIGS["c"].target_jax == 2
+
+
+def test_standardize_is_standard_scaler():
+    X, _, Xt, _ = bench.synthetic_data(n_train=200, n_test=50)
+    X[:, 3] = 0.25                                          # a constant pixel -> 0
+    Xs, Xts = bench.standardize(X, Xt)
+    assert Xs.dtype == np.float32 and np.all(Xs[:, 3] == 0)
+    np.testing.assert_allclose(Xs.mean(axis=0), 0, atol=1e-5)
+    try:
+        from sklearn.preprocessing import StandardScaler
+    except ImportError:
+        return
+    sc = StandardScaler().fit(X)
+    np.testing.assert_allclose(Xs, sc.transform(X), atol=1e-5)
+    np.testing.assert_allclose(Xts, sc.transform(Xt), atol=1e-5)
+
+
+def test_bag_of_words_is_deterministic_csr():
+    from fastnn.bench.bowdata import make_bow, quick_spec
+
+    spec = quick_spec(n_docs=300, seed=5)
+    a, b = make_bow(spec), make_bow(spec)
+    Xtr, ytr, Xte, yte = a
+    assert Xtr.format == "csr" and Xtr.dtype == np.float32 and Xtr.has_sorted_indices
+    assert Xtr.shape == (240, spec.vocab) and Xte.shape == (60, spec.vocab)
+    assert set(np.unique(ytr)) <= set(range(spec.n_classes))
+    for u, v in zip(a, b):
+        assert (u != v).nnz == 0 if hasattr(u, "nnz") else np.array_equal(u, v)
+    norms = np.sqrt(np.asarray(Xtr.multiply(Xtr).sum(axis=1))).ravel()
+    np.testing.assert_allclose(norms, 1, rtol=1e-5)         # tf-idf rows of unit L2 norm
+    other = make_bow(quick_spec(n_docs=300, seed=6))[0]
+    assert (other != Xtr).nnz > 0
+
+
+def test_tiny_bag_of_words_run(tmp_path, capsys):
+    rc, out = _run(tmp_path, "--config", "bow", "--bow-docs", "200", "--bow-vocab", "500",
+                   "--skip", "fastnn-sklearn")
+    assert rc == bench.EXIT_OK
+    printed = capsys.readouterr().out
+    assert "Bag-of-words" in printed and "| library |" in printed
+    bow = json.loads(out.read_text())["bow"]
+    assert bow["stats"]["train_shape"] == [160, 500]
+    libs = bow["libraries"]
+    assert libs["fastnn-sklearn"]["status"] == "skipped"
+    # fastnn takes scipy.sparse, or says that it does not yet: never a densified run
+    assert libs["fastnn"]["status"] in ("ok", "not supported yet"), libs["fastnn"]
+    for lib in ("sklearn", "torch"):
+        r = libs[lib]
+        if r["status"] == "skipped":
+            continue
+        assert r["status"] == "ok", r
+        assert r["train_s"] > 0 and 0 <= r["test_accuracy"] <= 1 and r["peak_growth_mb"] >= 0
+    if libs["torch"]["status"] == "ok":
+        assert bow["check"]["max_abs_diff"]["torch"] <= 1e-9
+    if libs["fastnn"]["status"] == "ok":
+        assert bow["check"]["max_abs_diff"]["fastnn"] <= 1e-9
+
+
+@pytest.mark.parametrize("argv", [["--config", "bow", "--bow-docs", "0"],
+                                  ["--config", "bow", "--bow-mem-cap", "-1"],
+                                  ["--config", "a-sparse"]])
+def test_bad_bow_options_are_usage_errors(argv, tmp_path, capsys):
+    assert bench.main(["--quick", "--backend", "numpy", "--out", str(tmp_path / "r.json"), *argv]) \
+        == bench.EXIT_USAGE
