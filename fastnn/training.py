@@ -24,7 +24,7 @@ import numpy as np
 
 from fastnn import _checks
 from fastnn._interrupt import StopGuard
-from fastnn.backends import get_ops
+from fastnn.backends import get_ops, resolves_automatically
 from fastnn.callbacks import CallbackList, progress_callback
 from fastnn.costs import get_cost
 from fastnn.optimizers import get_optimizer
@@ -34,6 +34,14 @@ from fastnn.optimizers import get_optimizer
 # time. (Smaller epochs keep running in one call, as without the handler.)
 INTERRUPT_LATENCY_S = 0.5
 ADAPTIVE_MIN_BATCHES = 100
+#: backend="auto" trains on the NumPy reference when NumPy is estimated to take less than
+#: this for the whole fit: compiling the numba kernels costs ~10 s once per install (loading
+#: them from the cache ~0.3 s), more than such a fit (the README's Quickstart: 0.06 s).
+AUTO_NUMPY_SECONDS = 0.5
+#: The estimate: NumPy's per-layer overhead per batch (measured: ~45 us for Linear and
+#: activation layers on the 2-vCPU development machine) plus the FLOPs at NUMPY_FLOPS.
+NUMPY_LAYER_SECONDS = 50e-6
+NUMPY_FLOPS = 5e9
 #: What ``fit(on_nonfinite=...)`` takes.
 ON_NONFINITE = ("raise", "stop", "ignore")
 
@@ -223,7 +231,8 @@ class Trainer:
         self.cost = get_cost(cost)
         self.optimizer = get_optimizer(optimizer)
         self.batch_size = _checks.check_positive_int("batch_size", batch_size)
-        self.ops = get_ops(backend)
+        self.ops = self._chosen_ops = get_ops(backend)
+        self._auto = resolves_automatically(backend)
         self.shuffle = bool(shuffle)
         self.rng = np.random.default_rng(seed)
         self.stop_training = False
@@ -269,8 +278,18 @@ class Trainer:
             with _ACTIVE_LOCK:
                 _ACTIVE.discard(id(self.net))
 
+    def numpy_estimate(self, n, epochs):
+        """Seconds the NumPy reference is estimated to take for ``epochs`` over ``n`` samples."""
+        net = self.net
+        batches = epochs * -(-n // min(self.batch_size, n))
+        flops = 6.0 * n * epochs * sum(layer.n_weights for layer in net.linears)
+        return batches * len(net.layers) * NUMPY_LAYER_SECONDS + flops / NUMPY_FLOPS
+
     def _fit(self, X, targets, epochs, val, cbs, on_nonfinite):
         net, opt, n = self.net, self.optimizer, len(X)
+        self.ops = self._chosen_ops
+        if self._auto and self.ops.name != "numpy" and self.numpy_estimate(n, epochs) < AUTO_NUMPY_SECONDS:
+            self.ops = get_ops("numpy")  # a tiny fit: less work than loading compiled kernels
         self.epochs, self.stop_training = epochs, False
         history = self.history = History()
         cbs.set_trainer(self)

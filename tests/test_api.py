@@ -418,6 +418,9 @@ def test_fit_default_honours_set_backend_and_env(clean_backend_state):
     """fit's default backend="auto" picks the best backend, unless set_backend() or
     FASTNN_BACKEND chose one; an explicit name always wins."""
     mp = clean_backend_state
+    from fastnn import training
+
+    mp.setattr(training, "AUTO_NUMPY_SECONDS", 0.0)  # these fits are tiny: see the next test
     fake = _RecordingOps()
     mp.setattr(backends, "_instances", {"numba": fake})
     mp.setattr(backends, "_failures", {"cuda": "backend 'cuda' is unavailable: no GPU (test)"})
@@ -442,6 +445,25 @@ def test_fit_default_honours_set_backend_and_env(clean_backend_state):
     mp.delenv("FASTNN_BACKEND")
     fit()
     assert fake.runs == 3
+
+
+def test_auto_trains_tiny_fits_on_numpy_and_the_rest_compiled(clean_backend_state):
+    """backend="auto" (and no default set) trains a fit whose whole work NumPy does faster
+    than the compiled kernels load on the reference; an explicit backend is always used."""
+    mp = clean_backend_state
+    fake = _RecordingOps()
+    mp.setattr(backends, "_instances", {"numba": fake})
+    mp.setattr(backends, "_failures", {"cuda": "backend 'cuda' is unavailable: no GPU (test)"})
+    X, y = class_data(10)
+    tr = fn.Trainer(small_net(), fn.CrossEntropy(), fn.SGD(0.1), batch_size=4)
+    assert tr.numpy_estimate(10, 1) < 1e-3
+    tr.fit(X, y, epochs=1)
+    assert fake.runs == 0 and tr.ops.name == "numpy"
+    Xb, yb = class_data(4000)
+    tr.fit(Xb, yb, epochs=50)  # ~50k batches: the compiled backend, same Trainer
+    assert fake.runs == 1 and tr.ops is fake
+    small_net().fit(X, y, fn.CrossEntropy(), fn.SGD(0.1), backend="numba")
+    assert fake.runs == 2
 
 
 def test_pickle_round_trip_keeps_layers_bound_to_the_flat_buffer():

@@ -110,6 +110,15 @@ def resolve_backend(name=None):
     return "numpy"  # pragma: no cover - numpy always loads
 
 
+def resolves_automatically(name=None):
+    """Whether ``name`` leaves the choice to "auto": no backend named, by the call, by
+    :func:`set_backend`/:func:`use_backend` or by ``FASTNN_BACKEND``."""
+    if name is not None and name.strip().lower() != "auto":
+        return False
+    chosen = _SCOPED.get() or _default or os.environ.get("FASTNN_BACKEND") or "auto"
+    return chosen.strip().lower() == "auto"
+
+
 def get_ops(name=None):
     """The :class:`~fastnn.backends.numpy.Ops` for a backend name (or the default).
 
