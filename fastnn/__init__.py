@@ -42,6 +42,7 @@ _NAMES = {
 _EXPORTS = {name: (f"fastnn.{name}", None) for name in _MODULES}
 _EXPORTS.update({name: (mod, name) for mod, names in _NAMES.items() for name in names})
 _EXPORTS["softmax"] = ("fastnn.kernels.reference", "softmax_forward")
+_EXPORTS["warmup"] = ("fastnn._warmup", "warmup")
 
 __all__ = ["__version__", *_EXPORTS]
 #: Submodules reachable as attributes before anything imported them.

@@ -31,11 +31,20 @@ class Callback:
     """Base class; every hook does nothing."""
 
     wants_batches = False
+    #: Whether this callback shows the compile notices itself (fit then prints none).
+    reports_compile = False
     trainer = None
     net = None
 
     def set_trainer(self, trainer):
         self.trainer, self.net = trainer, trainer.net
+
+    def on_compile_begin(self, logs=None):
+        """Before the first epoch, when the kernels are about to be compiled (first run only);
+        ``logs["message"]`` says so."""
+
+    def on_compile_end(self, logs=None):
+        """After compiling: ``logs["seconds"]`` and ``logs["message"]``."""
 
     def on_train_begin(self, logs=None):
         pass
@@ -90,6 +99,18 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             cb.on_batch_end(batch, logs)
 
+    @property
+    def reports_compile(self):
+        return any(cb.reports_compile for cb in self.callbacks)
+
+    def on_compile_begin(self, logs=None):
+        for cb in self.callbacks:
+            cb.on_compile_begin(logs)
+
+    def on_compile_end(self, logs=None):
+        for cb in self.callbacks:
+            cb.on_compile_end(logs)
+
 
 # -- progress ------------------------------------------------------------------------
 
@@ -131,6 +152,21 @@ class ProgressBar(Callback):
     @property
     def wants_batches(self):
         return self.enabled and self.batches
+
+    @property
+    def reports_compile(self):
+        return self.enabled
+
+    def on_compile_begin(self, logs=None):
+        if self.enabled and self._epochs is not None:
+            self._epochs.set_description("compiling kernels (first run only)")
+            self._epochs.refresh()
+
+    def on_compile_end(self, logs=None):
+        if self.enabled and self._epochs is not None:
+            self._epochs.write(logs["message"], file=self._out())
+            self._epochs.set_description("epochs")
+            self._epochs.reset(total=self.trainer.epochs)  # the epochs' rate starts now, without the compile
 
     def _out(self):
         return self.stream if self.stream is not None else sys.stderr
@@ -185,8 +221,16 @@ class ProgressBar(Callback):
 class EpochLogger(Callback):
     """Prints one line per epoch: ``epoch 3/10  loss 0.1234  accuracy 0.9712 ...``."""
 
+    reports_compile = True
+
     def __init__(self, stream=None):
         self.stream = stream
+
+    def on_compile_begin(self, logs=None):
+        print(logs["message"], file=self.stream or sys.stdout, flush=True)
+
+    def on_compile_end(self, logs=None):
+        print(logs["message"], file=self.stream or sys.stdout, flush=True)
 
     def on_epoch_end(self, epoch, logs=None):
         parts = [f"epoch {epoch + 1}/{self.trainer.epochs}"]

@@ -12,10 +12,15 @@
 * The CUDA kernels' knobs are in :mod:`fastnn.kernels.cuda.config`.
 """
 
+import os
 import sys
 import types
 
 from fastnn.kernels.cpu import config as _kernel_config
+
+#: Whether ``fit`` says on stderr that it is compiling kernels (first run only) and how long
+#: it took, when no progress callback shows it (env ``FASTNN_COMPILE_NOTICES=0``: never).
+COMPILE_NOTICES = os.environ.get("FASTNN_COMPILE_NOTICES", "1").strip() not in ("0", "false", "no", "off")
 
 #: The knobs that live in :mod:`fastnn.kernels.cpu.config`.
 KERNEL_KNOBS = ("FASTMATH", "CACHE", "PARALLEL", "PARALLEL_MIN_WORK", "PAR_MIN_WORK", "PAR_AUTO_WORK")

@@ -17,6 +17,7 @@ How data reaches a kernel (at most five hops, never back up a layer)::
 
 import math
 import signal
+import sys
 import threading
 import time
 
@@ -139,6 +140,8 @@ class History:
     and the network the weights after the last completed chunk of batches.
     ``stopped_at`` is ``(epoch, batches)``: the epoch in progress and how many of its
     batches were trained (``(k, 0)`` when the stop came right after k complete epochs).
+    ``compile_seconds`` is the time spent compiling (or loading from the cache) the compiled
+    kernels before the first epoch; ``times`` never includes it.
     ``stop_signal`` names the signal (``"SIGINT"``, ``"SIGTERM"``) when one stopped it.
     ``diverged`` is True when ``fit(on_nonfinite="stop")`` stopped at a non-finite loss
     (the network then holds the weights of the last finite chunk).
@@ -153,6 +156,7 @@ class History:
         self.diverged = False
         self.stopped_at = None
         self.stop_signal = None
+        self.compile_seconds = 0.0
 
     def append(self, epoch, logs, seconds):
         self.epoch.append(epoch)
@@ -302,6 +306,7 @@ class Trainer:
         snap = None if on_nonfinite == "ignore" else _Snapshot(runner, net, opt)
         acc_den = self.cost.accuracy_denominator(n, net.outsize)
         cbs.on_train_begin({})
+        self._prepare_kernels(runner, cbs, history)
         guard, in_run, sec_per_batch = StopGuard(), False, None
         epoch, b0, b1 = 0, 0, 0
         try:
@@ -378,6 +383,32 @@ class Trainer:
             runner.finish()
         cbs.on_train_end({"history": history})
         return history
+
+    def _prepare_kernels(self, runner, cbs, history):
+        """Compile (or load) the runner's kernels before the first epoch, saying so when it
+        compiles: through the callbacks that show progress, else on stderr
+        (``fastnn.config.COMPILE_NOTICES``)."""
+        if not hasattr(runner, "prepare"):
+            return
+        from fastnn import config
+
+        say = cbs.reports_compile or config.COMPILE_NOTICES
+        compiling = say and runner.will_compile()
+        begin = f"compiling the {self.ops.name} kernels for this kind of network (first run only; they are cached)..."
+        if compiling:
+            if cbs.reports_compile:
+                cbs.on_compile_begin({"message": begin})
+            else:
+                print(f"fastnn: {begin}", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        compiled = runner.prepare()
+        history.compile_seconds = secs = time.perf_counter() - t0
+        if compiling or (compiled and secs > 1.0):
+            end = f"compiled the kernels in {secs:.1f} s (the epochs' times leave this out)"
+            if cbs.reports_compile:
+                cbs.on_compile_end({"seconds": secs, "message": end})
+            elif say:
+                print(f"fastnn: {end}", file=sys.stderr, flush=True)
 
     def _diverged(self, runner, snap, history, cbs, epoch, bad, nb, b0, X, on_nonfinite):
         """Restore the last finite chunk, then raise or return (``on_nonfinite``)."""

@@ -24,6 +24,7 @@ Threads and fastmath are set in :mod:`fastnn.config`.
 """
 
 import contextlib
+import os
 import warnings
 
 import numpy as np
@@ -121,15 +122,37 @@ class _Runner:
     def finish(self):
         """The kernels work in the network's own buffers: nothing to copy back."""
 
+    def will_compile(self):
+        """Whether :meth:`prepare` will compile (not only load) this path's epoch kernel: it is
+        compiled for nothing in this process and has no entry in the on-disk cache."""
+        return kernel_will_compile(self.kernel)
+
+    def prepare(self):
+        """Compile (or load from the cache) this path's epoch kernel, training nothing; returns
+        True when it compiled. The Trainer calls it before the first epoch, so that compile
+        time is reported on its own and never counted in the epochs' times."""
+        misses = sum(self.kernel.stats.cache_misses.values())
+        self.run(np.zeros(0, np.int64), 0, 0)
+        return sum(self.kernel.stats.cache_misses.values()) > misses or not self.kernel.stats.cache_path
+
+
+def kernel_will_compile(kernel):
+    """Whether calling the numba dispatcher ``kernel`` for a new signature compiles it (a guess
+    that errs towards yes: in memory for no signature, and no index in the on-disk cache)."""
+    if kernel.overloads:
+        return False
+    index = getattr(getattr(getattr(kernel, "_cache", None), "_cache_file", None), "_index_path", None)
+    return not (index and os.path.exists(index))
+
 
 class OnlineRunner(_Runner):
     """Batch size 1 with plain SGD: the per-sample path (``kernels/cpu/epoch_online.py``)."""
 
+    kernel = epoch_online.train
+
     def run(self, order, b0, b1):
         """Train on batches ``b0 <= b < b1`` of ``order`` (see :meth:`fastnn.backends.numpy.Ops.make_runner`)."""
-        if b1 <= b0:
-            return 0.0, 0, -1
-        model, optim = self._args()
+        model, optim = self._args()  # b1 <= b0 trains nothing (prepare: compiles only)
         order = np.ascontiguousarray(order, np.int64)
         try:
             loss, correct, bad = epoch_online.train(model, optim, self.data, order, b0, b1)
@@ -154,6 +177,7 @@ class MinibatchRunner(_Runner):
     :attr:`sparse_density` of it is non-zero.
     """
 
+    kernel = epoch_minibatch.train
     #: Fraction of non-zero inputs below which the first layer reads X as CSR.
     sparse_density = 0.5
 
@@ -188,9 +212,7 @@ class MinibatchRunner(_Runner):
 
     def run(self, order, b0, b1):
         """Train on batches ``b0 <= b < b1`` of ``order`` (see :meth:`fastnn.backends.numpy.Ops.make_runner`)."""
-        if b1 <= b0:
-            return 0.0, 0, -1
-        model, optim = self._args()
+        model, optim = self._args()  # b1 <= b0 trains nothing (prepare: compiles only)
         return self._train(model, optim, np.ascontiguousarray(order, dtype=np.int64), b0, b1, self.parallel)
 
     def _train(self, model, optim, order, b0, b1, parallel):
@@ -213,6 +235,7 @@ class BlasRunner(_Runner):
     """
 
     transposed = False
+    kernel = epoch_blas.train
 
     def __init__(self, net, cost, optimizer, X, targets, batch_size):
         super().__init__(net, cost, optimizer, X, targets, batch_size)
@@ -225,10 +248,8 @@ class BlasRunner(_Runner):
 
     def run(self, order, b0, b1):
         """Train on batches ``b0 <= b < b1`` of ``order`` (see :meth:`fastnn.backends.numpy.Ops.make_runner`)."""
-        if b1 <= b0:
-            return 0.0, 0, -1
         order = np.ascontiguousarray(order, dtype=np.int64)
-        model, optim = self._args()
+        model, optim = self._args()  # b1 <= b0 trains nothing (prepare: compiles only)
         with (self.ctl.limit(limits=self.blas_threads) if self.ctl else contextlib.nullcontext()):
             loss, correct, bad = epoch_blas.train(model, optim, self.data, order, b0, b1, self.batch_size,
                                                   self.xbuf, self.optimizer.t)

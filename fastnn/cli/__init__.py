@@ -17,7 +17,7 @@ import sys
 from fastnn.cli._common import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from fastnn.cli.data import load_data
 from fastnn.cli.demo import cmd_demo
-from fastnn.cli.info import cmd_bench, cmd_info
+from fastnn.cli.info import cmd_bench, cmd_info, cmd_warmup
 from fastnn.cli.parser import ACTIVATIONS, BACKENDS, COSTS, DEMOS, OPTIMIZERS, build_parser
 from fastnn.cli.train import build_net, cmd_evaluate, cmd_predict, cmd_train, parse_layers
 
@@ -25,7 +25,7 @@ __all__ = [
     "main", "build_parser", "UsageError", "EXIT_USAGE", "EXIT_INTERRUPTED",
     "ACTIVATIONS", "COSTS", "OPTIMIZERS", "BACKENDS", "DEMOS",
     "load_data", "parse_layers", "build_net",
-    "cmd_demo", "cmd_train", "cmd_evaluate", "cmd_predict", "cmd_bench", "cmd_info",
+    "cmd_demo", "cmd_train", "cmd_evaluate", "cmd_predict", "cmd_bench", "cmd_info", "cmd_warmup",
 ]
 
 
@@ -50,7 +50,7 @@ def main(argv=None):
             return exc.code if isinstance(exc.code, int) else 0
         if args.command is None:
             raise UsageError("choose a command: " + ", ".join(
-                ("demo", "train", "evaluate", "predict", "bench", "info")) + " (fastnn --help)")
+                ("demo", "train", "evaluate", "predict", "bench", "info", "warmup")) + " (fastnn --help)")
         return args.func(args)
     except BrokenPipeError:
         # `fastnn predict ... | head`: the reader left; stop quietly, as Unix tools do.

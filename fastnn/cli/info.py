@@ -24,6 +24,16 @@ def cmd_bench(args):
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
 
 
+def cmd_warmup(args):
+    import fastnn as fn
+
+    dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
+    _say(f"compiling the numba kernels for {' and '.join(dtypes)} (a minute or so the first time)...")
+    out = fn.warmup(dtypes, report=lambda line: _say("  " + line))
+    _say(f"done in {sum(out.values()):.1f} s; later fits load the kernels from the cache")
+    return 0
+
+
 def _gpu_line():
     try:
         from numba import cuda

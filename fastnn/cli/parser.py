@@ -113,6 +113,14 @@ def build_parser():
     b.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for fastnn.bench")
     b.set_defaults(func=cli.cmd_bench)
 
+    w = sub.add_parser("warmup", help="compile the numba kernels ahead of time (first run only)",
+                       description="Compile the numba backend's training and inference kernels for the "
+                       "given dtypes (every activation, cost and optimizer of plain MLPs), so that the first "
+                       "fit does not wait for the compiler. They are cached on disk (see fastnn info).")
+    w.add_argument("--dtype", default="float32", choices=("float32", "float64", "both"),
+                   help="precision to compile for (default: float32, the networks' default)")
+    w.set_defaults(func=cli.cmd_warmup)
+
     i = sub.add_parser("info", help="version, backends, threads, GPU, numba cache",
                        description="Show the fastnn version, which backends work here (and why not), "
                        "threads, the GPU and the numba cache directory.")

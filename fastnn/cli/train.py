@@ -90,6 +90,10 @@ def _choose_cost(args, labels, sizes):
 # -- train ------------------------------------------------------------------------------------
 
 def cmd_train(args):
+    if args.quiet:
+        from fastnn import config
+
+        config.COMPILE_NOTICES = False
     backend = _check_backend(args.backend)
     if args.epochs < 1:
         raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
