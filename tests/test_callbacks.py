@@ -214,6 +214,18 @@ class Snapshot(Callback):
         self.at[(len(self.trainer.history.epoch), batch)] = self.net.params.copy()
 
 
+@pytest.fixture
+def sigint_restored():
+    """These tests raise SIGINT themselves: give it its default handler (Ctrl-C ->
+    KeyboardInterrupt) for their duration, also when the suite runs with SIGINT ignored
+    (``nohup``, a background job of a non-interactive shell, ``trap "" INT``)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 class Interrupt(Callback):
     wants_batches = True
 
@@ -228,7 +240,7 @@ class Interrupt(Callback):
 
 
 @pytest.mark.parametrize("how", ["raise", "sigint"])
-def test_ctrl_c_stops_cleanly_after_the_current_batch(how):
+def test_ctrl_c_stops_cleanly_after_the_current_batch(how, sigint_restored):
     ref_snap = Snapshot()
     ref = make_net()
     ref_hist = fit(ref, [ref_snap], epochs=4, backend="numpy")
@@ -248,7 +260,7 @@ def test_ctrl_c_stops_cleanly_after_the_current_batch(how):
     assert len(more.epoch) == 1 and not more.interrupted and np.all(np.isfinite(net.params))
 
 
-def test_ctrl_c_on_the_default_backend_keeps_a_consistent_state():
+def test_ctrl_c_on_the_default_backend_keeps_a_consistent_state(sigint_restored):
     net = make_net(dtype=np.float64)
     opt = fn.Adam(0.01)
     hist = fit(net, [Interrupt(1, 3, "sigint")], epochs=3, optimizer=opt)
@@ -288,7 +300,7 @@ def test_training_in_a_thread_matches_the_main_thread(n):
             assert box["h"].history[k] == v
 
 
-def test_ctrl_c_from_outside_stops_a_long_epoch_early():
+def test_ctrl_c_from_outside_stops_a_long_epoch_early(sigint_restored):
     """A SIGINT from another thread (like a user's Ctrl-C) interrupts an epoch of many
     batches without any batch-level callback: the loop runs it in short chunks."""
     X, y = data(4000)
