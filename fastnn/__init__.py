@@ -29,11 +29,13 @@ _NAMES = {
                         "use_backend"),
     "fastnn.config": ("get_num_threads", "set_num_threads"),
     "fastnn.io": ("ModelFileError", "load", "save"),
-    "fastnn.costs": ("BCE", "MSE", "Cost", "CrossEntropy"),
+    "fastnn.costs": ("BCE", "MSE", "Cost", "CrossEntropy", "Hinge", "Huber", "KLDivergence", "L1"),
     "fastnn._gradcheck": ("GradientCheckError", "gradcheck"),
-    "fastnn.layers": ("Identity", "Layer", "LeakyReLU", "Linear", "ReLU", "Sigmoid", "Sign", "Softmax", "Tanh"),
+    "fastnn.layers": ("Dropout", "ELU", "GELU", "Identity", "Layer", "LeakyReLU", "Linear", "ReLU", "ReLU6", "SiLU",
+                      "Sigmoid", "Sign", "Softmax", "Softplus", "Tanh"),
     "fastnn.network": ("Sequential",),
-    "fastnn.optimizers": ("SGD", "Adam", "Optimizer"),
+    "fastnn.optimizers": ("SGD", "Adam", "AdamW", "Adadelta", "Adagrad", "Optimizer", "RMSprop"),
+    "fastnn.torch": ("from_torch",),
     "fastnn.training": ("DivergenceError", "History", "Trainer"),
     "fastnn.callbacks": ("Callback", "CosineDecay", "EarlyStopping", "EpochLogger", "ExponentialDecay",
                          "LearningRateScheduler", "ModelCheckpoint", "ProgressBar", "StepDecay"),
@@ -47,7 +49,7 @@ _EXPORTS["warmup"] = ("fastnn._warmup", "warmup")
 __all__ = ["__version__", *_EXPORTS]
 #: Submodules reachable as attributes before anything imported them.
 _SUBMODULES = ("backends", "bench", "callbacks", "cli", "costs", "kernels", "layers",
-               "network", "optimizers", "sklearn", "training")
+               "network", "onnx", "optimizers", "sklearn", "summary", "torch", "training")
 
 
 def __getattr__(name):

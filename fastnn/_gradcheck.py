@@ -43,7 +43,7 @@ def gradcheck(net, X, Y, cost, eps=1e-6, tol=1e-5, max_params=None, seed=0, back
 
     cost = get_cost(cost)
     ops = get_ops(backend)
-    n64 = net.astype(np.float64)
+    n64 = net.astype(np.float64).eval()  # Dropout off: a new mask each evaluation would spoil the differences
     tg = cost.prepare(Y, n64.outsize, np.float64)
     X = np.asarray(X, np.float64)
 

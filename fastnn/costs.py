@@ -1,4 +1,5 @@
-"""Cost functions: MSE (the seeds' 1/(2N) convention), softmax cross-entropy, BCE.
+"""Cost functions: MSE (the seeds' 1/(2N) convention), softmax cross-entropy, BCE, L1, Huber,
+multi-class hinge and KL divergence; each summed over outputs and averaged over samples.
 
 Each cost has ``value(pred, target) -> float`` and ``grad(pred, target) -> dJ/dpred``
 for the low-level API, plus what the trainers need: checking and converting targets
@@ -93,14 +94,16 @@ class Cost:
 
     code = None
     classification = False
+    #: The parameter the kernels take (Huber's delta; unused by the others).
+    param = 1.0
 
     def value(self, pred, target):
         """Mean cost over the batch: (N, K), targets -> float."""
-        return _ref.cost_value(self.code, pred, target)
+        return _ref.cost_value(self.code, pred, target, self.param)
 
     def grad(self, pred, target):
         """Gradient of :meth:`value` with respect to ``pred``: (N, K)."""
-        return _ref.cost_grad(self.code, pred, target)
+        return _ref.cost_grad(self.code, pred, target, self.param)
 
     def __call__(self, pred, target):
         """``(value, grad)``, as PuzzleLib's costs return."""
@@ -118,7 +121,7 @@ class Cost:
     def output_delta(self, ops, pred, T, last_layer):
         """Gradient handed to the network's backward: dJ/dpred, or dJ/d(pre-activation)
         of the last layer when :meth:`fuses_with` says so."""
-        return ops.cost_grad(self.code, pred, T)
+        return ops.cost_grad(self.code, pred, T, self.param)
 
     def count_correct(self, pred, labels):
         """Number of correct predictions in a batch (``labels`` from :class:`Targets`)."""
@@ -172,14 +175,7 @@ class CrossEntropy(Cost):
         Y = np.asarray(Y)
         if n_out < 2:
             raise ValueError("CrossEntropy needs a network with at least 2 outputs; use BCE for one output")
-        y = _label_vector(Y, n_out)
-        if y is not None:
-            labels = _check_labels(y, n_out)
-            return Targets(labels, labels)
-        T = _check_float_targets(Y, n_out, dtype, "CrossEntropy")
-        if np.any(T < 0) or not np.allclose(T.sum(axis=1), 1, atol=1e-3):
-            raise ValueError("CrossEntropy 2-D targets must be one-hot or probability rows that sum to 1")
-        return Targets(T, T.argmax(axis=1).astype(np.int64))
+        return _class_targets(Y, n_out, dtype, "CrossEntropy", "one-hot or probability rows that sum to 1")
 
 
 class BCE(Cost):
@@ -215,16 +211,108 @@ class BCE(Cost):
         return n * n_out
 
 
+def _class_targets(Y, n_out, dtype, name, rows):
+    """Integer labels (N,) or (N, 1), or 2-D rows that are distributions (sum 1, >= 0)."""
+    y = _label_vector(Y, n_out)
+    if y is not None:
+        labels = _check_labels(y, n_out)
+        return Targets(labels, labels)
+    T = _check_float_targets(Y, n_out, dtype, name)
+    if np.any(T < 0) or not np.allclose(T.sum(axis=1), 1, atol=1e-3):
+        raise ValueError(f"{name} 2-D targets must be {rows}")
+    return Targets(T, T.argmax(axis=1).astype(np.int64))
+
+
+class L1(MSE):
+    """Mean absolute error ``J = 1/N * sum_n ||pred_n - target_n||_1`` (summed over outputs).
+
+    Targets as for :class:`MSE` (a target of the output's shape; class labels are one-hot
+    encoded). The gradient is ``sign(pred - target) / N``.
+    """
+
+    code = _ref.L1
+
+
+class Huber(MSE):
+    """Huber loss (smooth L1), summed over outputs and averaged over samples: per entry
+    ``0.5 d^2`` where ``|d| < delta``, else ``delta (|d| - delta / 2)`` (``torch.nn.HuberLoss``
+    with ``reduction="sum"`` divided by N). Targets as for :class:`MSE`.
+
+    Parameters
+    ----------
+    delta : float
+        Where the loss turns from quadratic to linear (> 0).
+    """
+
+    code = _ref.HUBER
+
+    def __init__(self, delta=1.0):
+        if isinstance(delta, bool) or not isinstance(delta, (int, float, np.integer, np.floating)) or not (
+                np.isfinite(delta) and delta > 0):
+            raise ValueError(f"Huber delta must be a positive number, got {delta!r}")
+        self.delta = float(delta)
+
+    @property
+    def param(self):
+        return self.delta
+
+    def config(self):
+        return {"type": "Huber", "delta": self.delta}
+
+    def __repr__(self):
+        return f"Huber(delta={self.delta})"
+
+
+class Hinge(Cost):
+    """Multi-class hinge as PuzzleLib's (each class against the rest), on raw scores:
+    ``J = 1/N * sum_n sum_k max(0, 1 - c_nk s_nk)`` with ``c = 1`` for the label's class and
+    -1 for the others. Targets are class labels (N,) or (N, 1), or one-hot rows (N, C).
+    """
+
+    code = _ref.HINGE
+    classification = True
+
+    def prepare(self, Y, n_out, dtype):
+        if n_out < 2:
+            raise ValueError("Hinge needs a network with at least 2 outputs (one score per class)")
+        tg = _class_targets(Y, n_out, dtype, "Hinge", "one-hot rows")
+        if tg.T.ndim == 2 and not np.all((tg.T == 0) | (tg.T == 1)):
+            raise ValueError("Hinge 2-D targets must be one-hot rows")
+        return tg
+
+
+class KLDivergence(Cost):
+    """Kullback-Leibler divergence of the softmax of raw scores from target distributions:
+    ``J = 1/N * sum_n sum_k t_k log(t_k / softmax(s_n)_k)`` (``torch.nn.KLDivLoss`` of
+    ``log_softmax(s)`` with ``reduction="batchmean"``). Targets are probability rows (N, C)
+    (each >= 0, summing to 1), or class labels (then it equals :class:`CrossEntropy`).
+    """
+
+    code = _ref.KL_DIVERGENCE
+    classification = True
+
+    def prepare(self, Y, n_out, dtype):
+        if n_out < 2:
+            raise ValueError("KLDivergence needs a network with at least 2 outputs")
+        return _class_targets(Y, n_out, dtype, "KLDivergence", "probability rows that sum to 1")
+
+
+#: The costs the fused kernels implement (exactly these classes: a subclass may change the math).
+BUILTIN = (MSE, CrossEntropy, BCE, L1, Huber, Hinge, KLDivergence)
+
 _COSTS = {"mse": MSE, "ce": CrossEntropy, "cross_entropy": CrossEntropy, "crossentropy": CrossEntropy,
-          "bce": BCE, "binary_cross_entropy": BCE}
+          "bce": BCE, "binary_cross_entropy": BCE, "l1": L1, "mae": L1, "huber": Huber, "smooth_l1": Huber,
+          "hinge": Hinge, "kl": KLDivergence, "kl_divergence": KLDivergence, "kldivergence": KLDivergence}
 
 
 def get_cost(cost):
-    """A :class:`Cost` from an instance, a class or a name (``"mse"``, ``"ce"``, ``"bce"``)."""
+    """A :class:`Cost` from an instance, a class or a name (``"mse"``, ``"ce"``, ``"bce"``, ``"l1"``,
+    ``"huber"``, ``"hinge"``, ``"kl"``)."""
     if isinstance(cost, Cost):
         return cost
     if isinstance(cost, type) and issubclass(cost, Cost):
         return cost()
     if isinstance(cost, str) and cost.lower() in _COSTS:
         return _COSTS[cost.lower()]()
-    raise ValueError(f"unknown cost {cost!r}; use fastnn.MSE(), fastnn.CrossEntropy() or fastnn.BCE()")
+    raise ValueError(f"unknown cost {cost!r}; use fastnn.MSE(), fastnn.CrossEntropy(), fastnn.BCE(), fastnn.L1(), "
+                     "fastnn.Huber(), fastnn.Hinge() or fastnn.KLDivergence()")

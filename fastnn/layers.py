@@ -1,4 +1,4 @@
-"""Layers: Linear and the elementwise/row-wise activations.
+"""Layers: Linear, the elementwise/row-wise activations and Dropout.
 
 Layers hold no compute of their own: ``forward``/``backward`` call the kernels of an
 :class:`~fastnn.backends.base.Ops` (the default backend when ``ops`` is None), so
@@ -50,6 +50,8 @@ class Layer:
 
     n_params = 0
     name = None
+    #: Whether predict/evaluate (inference) skip this layer (Dropout).
+    inference_identity = False
 
     def forward(self, x, ops=None):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -195,18 +197,29 @@ class Activation(Layer):
     """An activation function applied to each row; ``code`` is a ``reference`` code."""
 
     code = None
+    slope = 0.0
+
+    @property
+    def param(self):
+        """The parameter the kernels take (LeakyReLU's slope, ELU's alpha, Softplus's beta)."""
+        return self.slope
+
+    @property
+    def needs_input(self):
+        """Whether the backward needs the input (GELU, SiLU) rather than the output."""
+        return self.code in _ref.NEEDS_INPUT
 
     def forward(self, x, ops=None):
-        """x: (B, n) -> (B, n); keeps the output for :meth:`backward`."""
+        """x: (B, n) -> (B, n); keeps the input and output for :meth:`backward`."""
         self.inData = x
-        self.data = _ops(ops).activation_forward(self.code, x, self.slope)
+        self.data = _ops(ops).activation_forward(self.code, x, self.param)
         return self.data
 
     def backward(self, grad, ops=None):
-        """grad: (B, n) -> (B, n), using the output saved by :meth:`forward`."""
-        return _ops(ops).activation_backward(self.code, self.data, grad, self.slope)
-
-    slope = 0.0
+        """grad: (B, n) -> (B, n), using the output (or input) saved by :meth:`forward`."""
+        if self.needs_input:
+            return _ops(ops).activation_backward(self.code, self.data, grad, self.param, x=self.inData)
+        return _ops(ops).activation_backward(self.code, self.data, grad, self.param)
 
 
 class Identity(Activation):
@@ -270,7 +283,151 @@ class Sign(Activation):
     code = _ref.SIGN
 
 
-_LAYER_TYPES = {c.__name__: c for c in (Linear, Identity, Sigmoid, Tanh, ReLU, LeakyReLU, Softmax, Sign)}
+def _finite_nonneg(what, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (
+            np.isfinite(v) and v >= 0):
+        raise ValueError(f"{what} must be a finite number >= 0, got {v!r}")
+    return float(v)
+
+
+class ELU(Activation):
+    """``x`` for ``x > 0``, else ``alpha * (exp(x) - 1)``.
+
+    Parameters
+    ----------
+    alpha : float
+        Must be ``>= 0`` (the backward pass works from the output, whose sign must match
+        the input's).
+    """
+
+    code = _ref.ELU
+
+    def __init__(self, alpha=1.0):
+        self.alpha = _finite_nonneg("ELU alpha", alpha)
+
+    @property
+    def param(self):
+        return self.alpha
+
+    def config(self):
+        return {"type": "ELU", "alpha": self.alpha}
+
+    def __repr__(self):
+        return f"ELU(alpha={self.alpha})"
+
+
+class Softplus(Activation):
+    """``log(1 + exp(beta x)) / beta``, and ``x`` where ``beta x > 20`` (torch's threshold).
+
+    Parameters
+    ----------
+    beta : float
+        Sharpness, > 0.
+    """
+
+    code = _ref.SOFTPLUS
+
+    def __init__(self, beta=1.0):
+        self.beta = _finite_nonneg("Softplus beta", beta)
+        if self.beta == 0:
+            raise ValueError("Softplus beta must be > 0, got 0")
+
+    @property
+    def param(self):
+        return self.beta
+
+    def config(self):
+        return {"type": "Softplus", "beta": self.beta}
+
+    def __repr__(self):
+        return f"Softplus(beta={self.beta})"
+
+
+class GELU(Activation):
+    """``x * Phi(x)`` (``approximate="none"``) or its tanh approximation (``"tanh"``), as torch.
+
+    Its backward needs the input: the fused training kernels keep the pre-activation of
+    the layers that end in a GELU (and only those).
+    """
+
+    def __init__(self, approximate="none"):
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+        self.code = _ref.GELU if approximate == "none" else _ref.GELU_TANH
+
+    def config(self):
+        return {"type": "GELU", "approximate": self.approximate}
+
+    def __repr__(self):
+        return "GELU()" if self.approximate == "none" else "GELU(approximate='tanh')"
+
+
+class SiLU(Activation):
+    """SiLU (swish) ``x * sigmoid(x)``; its backward needs the input (see :class:`GELU`)."""
+
+    code = _ref.SILU
+
+
+class ReLU6(Activation):
+    """``min(max(x, 0), 6)`` (PuzzleLib's clip)."""
+
+    code = _ref.RELU6
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training each unit is zeroed with probability ``p`` and the
+    others are scaled by ``1 / (1 - p)``; in inference (``predict``, ``evaluate``,
+    ``net.eval()``) it passes its input on unchanged.
+
+    The mask is a hash of a key that ``fit`` draws from its own generator every epoch, the
+    Dropout's position in the network, the sample's position in the epoch and the unit
+    (``reference.dropout_mask``), so the same seeds give the same weights on every backend.
+
+    Parameters
+    ----------
+    p : float
+        Probability of zeroing a unit, in [0, 1).
+    """
+
+    inference_identity = True
+
+    def __init__(self, p=0.5):
+        p = _finite_nonneg("Dropout p", p)
+        if not p < 1:
+            raise ValueError(f"Dropout p must lie in [0, 1), got {p!r}")
+        self.p = p
+        self.training = True
+        self.reset(0, 0)
+
+    def reset(self, key, stream):
+        """Start a new mask stream: ``key`` (this epoch's), ``stream`` (the position in the network)."""
+        self._key, self._stream, self._pos = int(key), int(stream), 0
+        self._pos0 = None
+
+    def forward(self, x, ops=None):
+        """x: (B, n) -> (B, n); masks rows at the next positions of the stream (training)."""
+        if not self.training or self.p == 0:
+            self._pos0 = None
+            return x
+        self._pos0, self._pos = self._pos, self._pos + len(x)
+        return _ops(ops).dropout_forward(x, self._key, self._stream, self._pos0, self.p)
+
+    def backward(self, grad, ops=None):
+        """grad: (B, n) -> (B, n) through the last forward's mask."""
+        if self._pos0 is None:
+            return grad
+        return _ops(ops).dropout_backward(grad, self._key, self._stream, self._pos0, self.p)
+
+    def config(self):
+        return {"type": "Dropout", "p": self.p}
+
+    def __repr__(self):
+        return f"Dropout(p={self.p})"
+
+
+_LAYER_TYPES = {c.__name__: c for c in (Linear, Identity, Sigmoid, Tanh, ReLU, LeakyReLU, Softmax, Sign, ELU,
+                                        Softplus, GELU, SiLU, ReLU6, Dropout)}
 
 
 def layer_from_config(cfg):

@@ -15,7 +15,7 @@ import copy
 import numpy as np
 
 from fastnn import _checks
-from fastnn.layers import Layer, Linear, layer_from_config
+from fastnn.layers import Dropout, Layer, Linear, layer_from_config
 
 
 class Sequential:
@@ -121,6 +121,8 @@ class Sequential:
         keep = tuple(self.linears)
         self.layers.append(layer)
         self._allocate(init=True, keep=keep)
+        if isinstance(layer, Dropout):
+            layer.training = self.training
         return self
 
     def __len__(self):
@@ -138,15 +140,65 @@ class Sequential:
         return f"Sequential(\n  {inner}{dt}\n)"
 
     def summary(self):
-        """A table of layers, output sizes and parameter counts, as a string."""
-        rows = ["layer                         output   params"]
-        width = self.insize
-        for i, layer in enumerate(self.layers):
-            if isinstance(layer, Linear):
-                width = layer.outsize
-            rows.append(f"{i:>2} {repr(layer):<26} {width!s:>7} {layer.n_params:>8}")
-        rows.append(f"total params: {self.n_params}  dtype: {np.dtype(self.dtype).name}")
-        return "\n".join(rows)
+        """The layers, their output shapes and parameter counts, and the total parameters and
+        their memory, as Keras prints them (a string; :meth:`print_summary` prints it)."""
+        from fastnn.summary import summary
+
+        return summary(self)
+
+    def print_summary(self):
+        """Print :meth:`summary`."""
+        print(self.summary())
+
+    # -- train / eval modes and Dropout ----------------------------------------------
+    @property
+    def training(self):
+        """True in training mode (the default; Dropout active), False after :meth:`eval`.
+        ``fit`` always trains in training mode; ``predict`` and ``evaluate`` never apply Dropout."""
+        return getattr(self, "_training", True)
+
+    def train(self, mode=True):
+        """Set training mode (``mode=False``: inference mode, as :meth:`eval`); returns the network."""
+        self._training = bool(mode)
+        for layer in self.layers:
+            if isinstance(layer, Dropout):
+                layer.training = self._training
+        return self
+
+    def eval(self):
+        """Set inference mode: Dropout passes its input on unchanged, also in :meth:`forward`."""
+        return self.train(False)
+
+    @property
+    def dropout_key(self):
+        """uint64 (1,): the key of the current Dropout masks (the kernels read it in place)."""
+        if getattr(self, "_dropout_key", None) is None:
+            self._dropout_key = np.zeros(1, np.uint64)
+        return self._dropout_key
+
+    def draw_dropout_key(self, rng):
+        """Draw a new Dropout key from the generator ``rng`` and restart every Dropout's mask
+        stream (fit does this every epoch, from its own generator). Draws nothing when the
+        network has no Dropout, so other networks' random streams never change."""
+        drops = [(i, layer) for i, layer in enumerate(self.layers) if isinstance(layer, Dropout)]
+        if drops:
+            self.dropout_key[0] = rng.integers(0, 2**64, dtype=np.uint64, endpoint=False)
+            for i, layer in drops:
+                layer.reset(int(self.dropout_key[0]), i)
+
+    # -- other frameworks ---------------------------------------------------------------
+    def to_torch(self):
+        """This network as a ``torch.nn.Sequential`` with the same weights (see :mod:`fastnn.torch`)."""
+        from fastnn.torch import to_torch
+
+        return to_torch(self)
+
+    def to_onnx(self, path, softmax=False, opset=None):
+        """Write this network as an ONNX graph (inference: no Dropout) to ``path``; see
+        :func:`fastnn.onnx.export`."""
+        from fastnn.onnx import export
+
+        return export(self, path, softmax=softmax, opset=opset)
 
     # -- copies and dtype ----------------------------------------------------------
     def copy(self):
@@ -156,7 +208,7 @@ class Sequential:
     def __deepcopy__(self, memo):
         new = Sequential.__new__(Sequential)
         memo[id(self)] = new
-        new.dtype, new.seed = self.dtype, self.seed
+        new.dtype, new.seed, new._training = self.dtype, self.seed, self.training
         new._rng = copy.deepcopy(self._rng, memo)
         new.layers = [copy.copy(layer) for layer in self.layers]
         for layer in new.layers:
@@ -197,11 +249,16 @@ class Sequential:
 
     # -- low-level forward/backward, as in the seeds --------------------------------
     def forward(self, x, backend=None):
-        """Run ``x`` (B, insize) through every layer; layers keep what backward needs."""
+        """Run ``x`` (B, insize) through every layer; layers keep what backward needs.
+
+        In training mode each call draws new Dropout masks (from the network's own generator).
+        """
         from fastnn.backends import get_ops
 
         ops = get_ops(backend)
         x = _checks.check_X(x, self.insize, self.dtype, allow_empty=True)
+        if self.training:
+            self.draw_dropout_key(self._rng)
         for layer in self.layers:
             x = layer.forward(x, ops)
         return x
@@ -304,6 +361,11 @@ class Sequential:
 
         trainer = Trainer(self, cost, optimizer, batch_size=batch_size, backend=backend,
                           shuffle=shuffle, seed=seed)
-        return trainer.fit(X, Y, epochs=epochs, validation_data=validation_data,
-                           callbacks=callbacks, progress=progress, on_nonfinite=on_nonfinite)
+        mode = self.training
+        self.train()  # Dropout is active in fit whatever the mode; the mode is restored after
+        try:
+            return trainer.fit(X, Y, epochs=epochs, validation_data=validation_data,
+                               callbacks=callbacks, progress=progress, on_nonfinite=on_nonfinite)
+        finally:
+            self.train(mode)
 

@@ -1,4 +1,4 @@
-"""Optimizers: SGD (plain, momentum, Nesterov) and Adam.
+"""Optimizers: SGD (plain, momentum, Nesterov), Adam, RMSprop, Adagrad, Adadelta and AdamW.
 
 An optimizer updates a network's flat parameter buffer ``net.params`` from its flat
 gradient buffer ``net.grads`` in one call of a backend kernel. Its state (velocity,
@@ -155,18 +155,180 @@ class Adam(Optimizer):
                 "eps": self.eps, "weight_decay": self.weight_decay}
 
 
+def _rate(name, v):
+    """A number in [0, 1) (momentum, decay rates)."""
+    v = _nonneg(name, v)
+    if not v < 1:
+        raise ValueError(f"{name} must lie in [0, 1), got {v!r}")
+    return v
+
+
+class RMSprop(Optimizer):
+    """RMSprop with ``torch.optim.RMSprop``'s hyper-parameters and formulas.
+
+    ``v = alpha v + (1 - alpha) g^2``; centered: ``a = alpha a + (1 - alpha) g`` and
+    ``d = sqrt(v - a^2) + eps``, else ``d = sqrt(v) + eps``; with momentum
+    ``b = momentum b + g / d``, ``p -= lr b``, else ``p -= lr g / d``.
+
+    Parameters
+    ----------
+    lr : float
+    alpha : float
+        Decay rate of the squared-gradient average, in [0, 1).
+    eps : float
+        Added to the denominator (> 0).
+    momentum : float
+        In [0, 1); 0 keeps no momentum buffer.
+    centered : bool
+        Divide by the gradient's estimated variance rather than its second moment.
+    weight_decay : float
+        L2 penalty on the weights, added to their gradient.
+    """
+
+    def __init__(self, lr=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=False, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
+        self.alpha, self.eps, self.momentum = _rate("alpha", alpha), _positive("eps", eps), _rate("momentum", momentum)
+        self.centered = bool(centered)
+
+    @property
+    def kind(self):
+        """``"rmsprop"`` or ``"centered_rmsprop"``."""
+        return "centered_rmsprop" if self.centered else "rmsprop"
+
+    def state_names(self):
+        return (("square_avg",) + (("grad_avg",) if self.centered else ())
+                + (("momentum_buffer",) if self.momentum > 0 else ()))
+
+    def _update(self, ops, params, grads, n_decay):
+        ops.rmsprop_update(params, grads, self.square_avg, getattr(self, "momentum_buffer", None) if self.momentum
+                           else None, self.grad_avg if self.centered else None, self.lr, self.alpha, self.eps,
+                           self.momentum, self.weight_decay, n_decay)
+
+    def config(self):
+        return {"type": "RMSprop", "lr": self.lr, "alpha": self.alpha, "eps": self.eps, "momentum": self.momentum,
+                "centered": self.centered, "weight_decay": self.weight_decay}
+
+
+class Adagrad(Optimizer):
+    """Adagrad with ``torch.optim.Adagrad``'s hyper-parameters and formulas:
+    ``s += g^2``; ``p -= lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + eps)``.
+
+    Parameters
+    ----------
+    lr, lr_decay, eps : float
+    weight_decay : float
+        L2 penalty on the weights, added to their gradient.
+    initial_accumulator_value : float
+        Starting value of ``s``.
+    """
+
+    kind = "adagrad"
+
+    def __init__(self, lr=0.01, eps=1e-10, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0):
+        super().__init__(lr, weight_decay)
+        self.eps, self.lr_decay = _positive("eps", eps), _nonneg("lr_decay", lr_decay)
+        self.initial_accumulator_value = _nonneg("initial_accumulator_value", initial_accumulator_value)
+
+    def state_names(self):
+        return ("state_sum",)
+
+    def setup(self, net):
+        super().setup(net)
+        self.state_sum[...] = self.initial_accumulator_value
+
+    def _update(self, ops, params, grads, n_decay):
+        ops.adagrad_update(params, grads, self.state_sum, self.t, self.lr, self.lr_decay, self.eps,
+                           self.weight_decay, n_decay)
+
+    def config(self):
+        return {"type": "Adagrad", "lr": self.lr, "eps": self.eps, "lr_decay": self.lr_decay,
+                "weight_decay": self.weight_decay, "initial_accumulator_value": self.initial_accumulator_value}
+
+
+class Adadelta(Optimizer):
+    """Adadelta with ``torch.optim.Adadelta``'s hyper-parameters and formulas:
+    ``v = rho v + (1 - rho) g^2``; ``u = sqrt(a + eps) / sqrt(v + eps) g``;
+    ``a = rho a + (1 - rho) u^2``; ``p -= lr u``.
+
+    Parameters
+    ----------
+    lr : float
+        Scales the update (1.0 as in the paper and torch).
+    rho : float
+        Decay rate of both averages, in [0, 1).
+    eps : float
+    weight_decay : float
+        L2 penalty on the weights, added to their gradient.
+    """
+
+    kind = "adadelta"
+
+    def __init__(self, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
+        self.rho, self.eps = _rate("rho", rho), _positive("eps", eps)
+
+    def state_names(self):
+        return ("square_avg", "acc_delta")
+
+    def _update(self, ops, params, grads, n_decay):
+        ops.adadelta_update(params, grads, self.square_avg, self.acc_delta, self.lr, self.rho, self.eps,
+                            self.weight_decay, n_decay)
+
+    def config(self):
+        return {"type": "Adadelta", "lr": self.lr, "rho": self.rho, "eps": self.eps,
+                "weight_decay": self.weight_decay}
+
+
+class AdamW(Adam):
+    """AdamW (Loshchilov & Hutter) as ``torch.optim.AdamW``: Adam whose weight decay is
+    decoupled, ``p *= 1 - lr * weight_decay`` before each step, on the weights only.
+
+    Parameters
+    ----------
+    lr : float
+    betas : (float, float)
+        beta1, beta2 in [0, 1).
+    eps : float
+    weight_decay : float
+        Decoupled decay rate (torch's default 0.01).
+    """
+
+    kind = "adamw"
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        super().__init__(lr, betas[0], betas[1], eps, weight_decay)
+
+    @property
+    def betas(self):
+        return (self.beta1, self.beta2)
+
+    def _update(self, ops, params, grads, n_decay):
+        ops.adamw_update(params, grads, self.m, self.v, self.t, self.lr, self.beta1, self.beta2,
+                         self.eps, self.weight_decay, n_decay)
+
+    def config(self):
+        return {"type": "AdamW", "lr": self.lr, "betas": [self.beta1, self.beta2], "eps": self.eps,
+                "weight_decay": self.weight_decay}
+
+
+#: The optimizers the fused kernels implement (exactly these classes: a subclass may change the math).
+BUILTIN = (SGD, Adam, RMSprop, Adagrad, Adadelta, AdamW)
+
+#: Optimizer names (the CLI's, and the new optimizers in lower case) -> a default instance.
+NAMES = {
+    "sgd": lambda: SGD(0.01), "momentum": lambda: SGD(0.01, momentum=0.9),
+    "nesterov": lambda: SGD(0.01, momentum=0.9, nesterov=True), "adam": Adam, "rmsprop": RMSprop,
+    "adagrad": Adagrad, "adadelta": Adadelta, "adamw": AdamW,
+}
+
+
 def get_optimizer(opt):
-    """An :class:`Optimizer` from an instance or a name with default settings."""
+    """An :class:`Optimizer` from an instance or a name (:data:`NAMES`) with default settings."""
     if isinstance(opt, Optimizer):
         return opt
-    if isinstance(opt, str):
-        key = opt.lower()
-        if key == "sgd":
-            return SGD(0.01)
-        if key == "momentum":
-            return SGD(0.01, momentum=0.9)
-        if key == "nesterov":
-            return SGD(0.01, momentum=0.9, nesterov=True)
-        if key == "adam":
-            return Adam()
-    raise ValueError(f"unknown optimizer {opt!r}; use fastnn.SGD(...) or fastnn.Adam(...)")
+    if isinstance(opt, str) and opt.lower() in NAMES:
+        return NAMES[opt.lower()]()
+    raise ValueError(f"unknown optimizer {opt!r}; use one of {', '.join(NAMES)} or an instance such as "
+                     "fastnn.SGD(...)")

@@ -113,7 +113,7 @@ class BatchLoop:
             out, t = self.X[idx], self.targets.T[idx]
             for layer in net.layers:
                 out = layer.forward(out, ops)
-            ls = ops.cost_value(cost.code, out, t) * len(idx)
+            ls = ops.cost_value(cost.code, out, t, cost.param) * len(idx)
             if bad < 0 and not math.isfinite(ls):
                 bad = b
             loss_sum += ls
@@ -318,6 +318,7 @@ class Trainer:
                 t0 = time.perf_counter()
                 order = self.rng.permutation(n) if self.shuffle else np.arange(n)
                 order = order.astype(np.int64)
+                net.draw_dropout_key(self.rng)  # this epoch's Dropout masks (no draw without Dropout)
                 loss_sum, correct, b0 = 0.0, 0, 0
                 while b0 < nb:
                     if cbs.wants_batches:

@@ -11,27 +11,40 @@ Conventions
   ``(out,)``.
 * Forward and backward functions return new arrays and never modify inputs.
 * Activation backwards take the activation's *output* ``y`` (not its input):
-  that is all the fused training loops keep, and it is enough for every
-  activation here (LeakyReLU requires ``slope >= 0`` for that reason).
+  that is all the fused training loops keep, and it is enough for most
+  activations (LeakyReLU and ELU require a parameter ``>= 0`` for that reason).
+  GELU and SiLU cannot be differentiated from their output: their backwards
+  take the *input* ``x`` (:data:`NEEDS_INPUT`), and the fused loops keep the
+  pre-activation only for the layers that end in one of them.
 * Costs follow the seeds: MSE is ``J = 1/(2N) * sum_n ||y_n - t_n||^2`` (summed
-  over outputs, averaged over samples); cross-entropy and BCE are likewise
-  summed over outputs and averaged over samples.
-* Optimizer updates work *in place* on flat parameter vectors, because the
-  parameters of a network live in one contiguous buffer (see
-  ``fastnn.Sequential``).  ``n_decay`` says how many leading entries of the
-  buffer are weights (which get L2 weight decay); the biases follow them.
+  over outputs, averaged over samples); every other cost is likewise summed over
+  outputs and averaged over samples.
+* Dropout masks come from a counter-based hash (splitmix64) of a key, the Dropout's
+  stream number, the row's position in the epoch and the unit, so every backend
+  draws the same mask without sharing a random generator.
+* Optimizer updates (in :mod:`.reference_optim`, re-exported here) work in place
+  on the flat parameter buffer.
 * Results keep the dtype of the inputs (float32 or float64).
 """
 
 import numpy as np
 
+from fastnn.kernels.reference_optim import (  # noqa: F401
+    adadelta_update, adagrad_update, adam_update, adamw_update, momentum_update, nesterov_update, rmsprop_update,
+    sgd_update)
+
 # Activation codes shared by every backend (the fused kernels take these ints).
-IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX, SIGN = range(7)
-ACTIVATION_NAMES = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax", "sign")
+IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX, SIGN, ELU, SOFTPLUS, GELU, GELU_TANH, SILU, RELU6 = range(13)
+ACTIVATION_NAMES = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax", "sign", "elu", "softplus",
+                    "gelu", "gelu_tanh", "silu", "relu6")
+#: Activations whose backward needs the input x (the others work from the output y).
+NEEDS_INPUT = (GELU, GELU_TANH, SILU)
+#: Softplus is the identity where ``beta * x`` exceeds this (torch's default threshold).
+SOFTPLUS_THRESHOLD = 20.0
 
 # Cost codes shared by every backend.
-MSE, CROSS_ENTROPY, BCE = range(3)
-COST_NAMES = ("mse", "cross_entropy", "bce")
+MSE, CROSS_ENTROPY, BCE, L1, HUBER, HINGE, KL_DIVERGENCE = range(7)
+COST_NAMES = ("mse", "cross_entropy", "bce", "l1", "huber", "hinge", "kl_divergence")
 
 
 # --------------------------------------------------------------------------- linear
@@ -158,42 +171,143 @@ def sign_forward(x):
     return np.where(x > 0, 1, -1).astype(x.dtype)
 
 
+def elu_forward(x, alpha=1.0):
+    """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)`` (``alpha >= 0``)."""
+    return np.where(x > 0, x, x.dtype.type(alpha) * np.expm1(np.minimum(x, 0))).astype(x.dtype, copy=False)
+
+
+def elu_backward(y, dy, alpha=1.0):
+    """``dx = dy`` where ``y > 0``, else ``dy * (y + alpha)`` (= ``alpha * exp(x)``)."""
+    return np.where(y > 0, dy, dy * (y + y.dtype.type(alpha))).astype(dy.dtype, copy=False)
+
+
+def softplus_forward(x, beta=1.0):
+    """``log(1 + exp(beta * x)) / beta``, and ``x`` where ``beta * x > 20`` (as torch)."""
+    b = x.dtype.type(beta)
+    bx = b * x
+    return np.where(bx > SOFTPLUS_THRESHOLD, x, np.log1p(np.exp(np.minimum(bx, SOFTPLUS_THRESHOLD))) / b)
+
+
+def softplus_backward(y, dy, beta=1.0):
+    """``dx = dy * sigmoid(beta x) = dy * (1 - exp(-beta y))``; ``dy`` where ``beta * y > 20``."""
+    by = y.dtype.type(beta) * y
+    return np.where(by > SOFTPLUS_THRESHOLD, dy, dy * -np.expm1(-by)).astype(dy.dtype, copy=False)
+
+
+# W. J. Cody's rational approximations of erf (|x| <= 0.46875) and erfc (up to 4, beyond 4).
+_ERF_A = (3.1611237438705655, 113.86415415105016, 377.485237685302, 3209.3775891384694, 0.18577770618460315)
+_ERF_B = (23.601290952344122, 244.02463793444417, 1282.6165260773723, 2844.236833439171)
+_ERF_C = (0.5641884969886701, 8.883149794388377, 66.11919063714163, 298.6351381974001, 881.952221241769,
+          1712.0476126340707, 2051.0783778260716, 1230.3393547979972, 2.1531153547440383e-08)
+_ERF_D = (15.744926110709835, 117.6939508913125, 537.1811018620099, 1621.3895745666903, 3290.7992357334597,
+          4362.619090143247, 3439.3676741437216, 1230.3393548037495)
+_ERF_P = (0.30532663496123236, 0.36034489994980445, 0.12578172611122926, 0.016083785148742275, 0.0006587491615298378,
+          0.016315387137302097)
+_ERF_Q = (2.568520192289822, 1.8729528499234673, 0.5279051029514285, 0.06051834131244132, 0.0023352049762686918)
+
+
+def _erf(x):
+    """The error function in float64 (NumPy has none): Cody's approximations, ~5e-16 relative."""
+    x = np.asarray(x, np.float64)
+    y = np.minimum(np.abs(x), 10.0)  # erfc(10) ~ 2e-45: erf is 1 to the last bit beyond
+    z = y * y
+    num, den = _ERF_A[4] * z, z
+    for a, b in zip(_ERF_A[:3], _ERF_B[:3]):
+        num, den = (num + a) * z, (den + b) * z
+    small = x * (num + _ERF_A[3]) / (den + _ERF_B[3])
+    num, den = _ERF_C[8] * y, y
+    for c, d in zip(_ERF_C[:7], _ERF_D[:7]):
+        num, den = (num + c) * y, (den + d) * y
+    mid = (num + _ERF_C[7]) / (den + _ERF_D[7])
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        z = 1 / (y * y)
+        num, den = _ERF_P[5] * z, z
+        for p, q in zip(_ERF_P[:4], _ERF_Q[:4]):
+            num, den = (num + p) * z, (den + q) * z
+        big = (0.5641895835477563 - z * (num + _ERF_P[4]) / (den + _ERF_Q[4])) / y
+    s = np.trunc(y * 16) / 16  # exp(-y^2) as exp(-s^2) exp(-(y - s)(y + s)): no cancellation
+    erfc = np.exp(-s * s) * np.exp(-(y - s) * (y + s)) * np.where(y <= 4, mid, big)
+    return np.where(y <= 0.46875, small, np.sign(x) * (1 - erfc))
+
+
+_SQRT1_2, _INV_SQRT_2PI, _SQRT_2_PI, _KAPPA = 0.7071067811865476, 0.3989422804014327, 0.7978845608028654, 0.044715
+
+
+def gelu_forward(x):
+    """GELU ``x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2))``."""
+    return (0.5 * x * (1 + _erf(x * _SQRT1_2))).astype(x.dtype, copy=False)
+
+
+def gelu_backward(x, dy):
+    """``dx = dy * (Phi(x) + x phi(x))`` from the *input* ``x``."""
+    cdf = 0.5 * (1 + _erf(x * _SQRT1_2))
+    return (dy * (cdf + x * (np.exp(-0.5 * x * x) * _INV_SQRT_2PI))).astype(dy.dtype, copy=False)
+
+
+def gelu_tanh_forward(x):
+    """GELU's tanh approximation ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``."""
+    dt = x.dtype.type
+    return dt(0.5) * x * (1 + np.tanh(dt(_SQRT_2_PI) * (x + dt(_KAPPA) * x * x * x)))
+
+
+def gelu_tanh_backward(x, dy):
+    """Derivative of :func:`gelu_tanh_forward` from the *input* ``x``."""
+    dt = x.dtype.type
+    th = np.tanh(dt(_SQRT_2_PI) * (x + dt(_KAPPA) * x * x * x))
+    inner = dt(_SQRT_2_PI) * (1 + dt(3 * _KAPPA) * x * x)
+    return dy * (dt(0.5) * (1 + th) + dt(0.5) * x * (1 - th * th) * inner)
+
+
+def silu_forward(x):
+    """SiLU (swish) ``x * sigmoid(x)``."""
+    return x * sigmoid_forward(x)
+
+
+def silu_backward(x, dy):
+    """``dx = dy * s (1 + x (1 - s))`` with ``s = sigmoid(x)``, from the *input* ``x``."""
+    s = sigmoid_forward(x)
+    return dy * s * (1 + x * (1 - s))
+
+
+def relu6_forward(x):
+    """``min(max(x, 0), 6)`` (PuzzleLib's clip)."""
+    return np.minimum(np.maximum(x, 0), 6).astype(x.dtype, copy=False)
+
+
+def relu6_backward(y, dy):
+    """``dx = dy`` where ``0 < y < 6``, else 0."""
+    return np.where((y > 0) & (y < 6), dy, 0).astype(dy.dtype, copy=False)
+
+
+#: Activations that take a parameter (``slope`` of the dispatchers).
+_WITH_PARAM = (LEAKY_RELU, ELU, SOFTPLUS)
+
+
+def _act(code, what):
+    # looked up by name at each call, so a test can replace one op (monkeypatch)
+    if not (isinstance(code, (int, np.integer)) and 0 <= code < len(ACTIVATION_NAMES)):
+        raise ValueError(f"unknown activation code {code}")
+    return globals().get(f"{ACTIVATION_NAMES[code]}_{what}"), code in _WITH_PARAM
+
+
 def activation_forward(code, x, slope=0.01):
-    """Dispatch an activation forward by its integer code."""
-    if code == IDENTITY:
-        return identity_forward(x)
-    if code == SIGMOID:
-        return sigmoid_forward(x)
-    if code == TANH:
-        return tanh_forward(x)
-    if code == RELU:
-        return relu_forward(x)
-    if code == LEAKY_RELU:
-        return leaky_relu_forward(x, slope)
-    if code == SOFTMAX:
-        return softmax_forward(x)
-    if code == SIGN:
-        return sign_forward(x)
-    raise ValueError(f"unknown activation code {code}")
+    """Dispatch an activation forward by its integer code (``slope``: the activation's
+    parameter, LeakyReLU's slope, ELU's alpha or Softplus's beta)."""
+    fwd, param = _act(code, "forward")
+    return fwd(x, slope) if param else fwd(x)
 
 
-def activation_backward(code, y, dy, slope=0.01):
-    """Dispatch an activation backward by its integer code (``y`` is the output)."""
-    if code == IDENTITY:
-        return identity_backward(y, dy)
-    if code == SIGMOID:
-        return sigmoid_backward(y, dy)
-    if code == TANH:
-        return tanh_backward(y, dy)
-    if code == RELU:
-        return relu_backward(y, dy)
-    if code == LEAKY_RELU:
-        return leaky_relu_backward(y, dy, slope)
-    if code == SOFTMAX:
-        return softmax_backward(y, dy)
-    if code == SIGN:
+def activation_backward(code, y, dy, slope=0.01, x=None):
+    """Dispatch an activation backward by its integer code, from the output ``y`` (or, for
+    the codes in :data:`NEEDS_INPUT`, from the input ``x``)."""
+    bwd, param = _act(code, "backward")
+    if bwd is None:
         raise ValueError("sign has no useful gradient; it is forward-only (seed 004's perceptrons)")
-    raise ValueError(f"unknown activation code {code}")
+    if code in NEEDS_INPUT:
+        if x is None:
+            raise ValueError(f"{ACTIVATION_NAMES[code]} backward needs the activation's input x")
+        return bwd(x, dy)
+    return bwd(y, dy, slope) if param else bwd(y, dy)
 
 
 # ---------------------------------------------------------------------------- costs
@@ -275,71 +389,97 @@ def bce_sigmoid_delta(prob, target):
     return (prob - target) / prob.shape[0]
 
 
-def cost_value(code, pred, target):
-    """Dispatch a cost's value by its integer code."""
-    return (mse_value, cross_entropy_value, bce_value)[code](pred, target)
+def l1_value(pred, target):
+    """``J = 1/N * sum_n ||pred_n - target_n||_1``; pred, target: (N, K) -> float."""
+    return float(np.abs(pred - target).sum() / pred.shape[0])
 
 
-def cost_grad(code, pred, target):
-    """Dispatch a cost's gradient by its integer code."""
-    return (mse_grad, cross_entropy_grad, bce_grad)[code](pred, target)
+def l1_grad(pred, target):
+    """``dJ/dpred = sign(pred - target) / N`` (0 where they are equal)."""
+    return np.sign(pred - target) / pred.shape[0]
 
 
-# ----------------------------------------------------------------------- optimizers
+def huber_value(pred, target, delta=1.0):
+    """Huber (smooth L1): ``0.5 d^2`` where ``|d| < delta``, else ``delta (|d| - delta / 2)``,
+    with ``d = pred - target``, summed over outputs and averaged over samples."""
+    a = np.abs(pred - target)
+    return float(np.where(a < delta, 0.5 * a * a, delta * (a - 0.5 * delta)).sum() / pred.shape[0])
 
 
-def _decayed(params, grads, weight_decay, n_decay):
-    """Gradient with coupled L2 decay ``g + wd * p`` on the first ``n_decay`` entries."""
-    if weight_decay == 0.0 or n_decay == 0:
-        return grads
-    g = grads.copy()
-    g[:n_decay] += weight_decay * params[:n_decay]
-    return g
+def huber_grad(pred, target, delta=1.0):
+    """``dJ/dpred = clip(pred - target, -delta, delta) / N``."""
+    return np.clip(pred - target, -delta, delta).astype(pred.dtype, copy=False) / pred.shape[0]
 
 
-def sgd_update(params, grads, lr, weight_decay=0.0, n_decay=0):
-    """Plain SGD, in place: ``p -= lr * g``.
-
-    params, grads: flat (P,) vectors of the same dtype.
-    """
-    g = _decayed(params, grads, weight_decay, n_decay)
-    params -= params.dtype.type(lr) * g
+def hinge_value(scores, target):
+    """Multi-class hinge as PuzzleLib's (one class against the rest) on raw scores:
+    ``J = 1/N * sum_n sum_k max(0, 1 - c_nk s_nk)``, ``c = 1`` for the label's class and -1
+    for the others. target: integer labels (N,) or one-hot rows (N, C)."""
+    return float(np.maximum(0, 1 - (2 * _one_hot_like(scores, target) - 1) * scores).sum() / scores.shape[0])
 
 
-def momentum_update(params, grads, velocity, lr, momentum, weight_decay=0.0, n_decay=0):
-    """Seed 003's momentum, in place: ``v = momentum * v - lr * g``; ``p += v``."""
-    g = _decayed(params, grads, weight_decay, n_decay)
-    dt = params.dtype.type
-    velocity *= dt(momentum)
-    velocity -= dt(lr) * g
-    params += velocity
+def hinge_grad(scores, target):
+    """``dJ/ds = -c / N`` where ``c s < 1``, else 0."""
+    c = 2 * _one_hot_like(scores, target) - 1
+    return np.where(c * scores < 1, -c, 0).astype(scores.dtype) / scores.shape[0]
 
 
-def nesterov_update(params, grads, velocity, lr, momentum, weight_decay=0.0, n_decay=0):
-    """Nesterov momentum, in place: ``v = momentum * v - lr * g``; ``p += momentum * v - lr * g``.
-
-    This is Sutskever's look-ahead form rewritten for the current parameters; it
-    equals PyTorch's ``nesterov=True`` and scikit-learn's ``nesterovs_momentum``.
-    """
-    g = _decayed(params, grads, weight_decay, n_decay)
-    dt = params.dtype.type
-    velocity *= dt(momentum)
-    velocity -= dt(lr) * g
-    params += dt(momentum) * velocity - dt(lr) * g
+def kl_divergence_value(scores, target):
+    """``J = 1/N * sum_n sum_k t_k log(t_k / softmax(s_n)_k)`` on raw scores (softmax inside,
+    ``0 log 0 = 0``); target: distributions (N, C) or integer labels (N,)."""
+    t = _one_hot_like(scores, target)
+    tlogt = np.where(t > 0, t * np.log(np.where(t > 0, t, 1)), 0)
+    return float((tlogt - t * log_softmax(scores)).sum() / scores.shape[0])
 
 
-def adam_update(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay=0.0, n_decay=0):
-    """Adam (Kingma & Ba), in place, for step number ``t >= 1``.
+def kl_divergence_grad(scores, target):
+    """``dJ/ds = (softmax(s) * sum_k t_k - t) / N`` (``softmax(s) - t`` for distributions)."""
+    t = _one_hot_like(scores, target)
+    return (softmax_forward(scores) * t.sum(axis=1, keepdims=True) - t) / scores.shape[0]
 
-    ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g^2``;
-    ``p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)`` (PyTorch's form).
-    """
-    g = _decayed(params, grads, weight_decay, n_decay)
-    dt = params.dtype.type
-    m *= dt(beta1)
-    m += dt(1 - beta1) * g
-    v *= dt(beta2)
-    v += dt(1 - beta2) * g * g
-    mhat = m / dt(1 - beta1**t)
-    vhat = v / dt(1 - beta2**t)
-    params -= dt(lr) * mhat / (np.sqrt(vhat) + dt(eps))
+
+def cost_value(code, pred, target, param=1.0):
+    """Dispatch a cost's value by its integer code (``param``: Huber's delta)."""
+    f = globals()[f"{COST_NAMES[code]}_value"]
+    return f(pred, target, param) if code == HUBER else f(pred, target)
+
+
+def cost_grad(code, pred, target, param=1.0):
+    """Dispatch a cost's gradient by its integer code (``param``: Huber's delta)."""
+    f = globals()[f"{COST_NAMES[code]}_grad"]
+    return f(pred, target, param) if code == HUBER else f(pred, target)
+
+
+# -------------------------------------------------------------------------- dropout
+
+_M64, _GOLDEN = (1 << 64) - 1, 0x9E3779B97F4A7C15
+
+
+def _mix64(z):
+    """splitmix64's output function on uint64 arrays (wrapping arithmetic)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def dropout_mask(key, stream, pos0, shape, p):
+    """Keep mask (rows, cols) bool of Dropout number ``stream`` for the rows at epoch positions
+    ``pos0, pos0 + 1, ...``: entry (r, j) is kept when ``u >> 11 >= floor(p 2^53)``, with
+    ``u = mix64(s + (c + 1) G)``, ``c = (pos0 + r) cols + j``, ``s = mix64(key + (stream + 1) G)``
+    (splitmix64's stream of seed s at counter c; ``G`` its golden-ratio increment)."""
+    rows, cols = shape
+    s = _mix64(np.array([(int(key) + (int(stream) + 1) * _GOLDEN) & _M64], np.uint64))
+    c = (np.uint64(pos0) + np.arange(rows, dtype=np.uint64))[:, None] * np.uint64(cols)
+    u = _mix64(s + (c + np.arange(1, cols + 1, dtype=np.uint64)) * np.uint64(_GOLDEN))
+    return (u >> np.uint64(11)) >= np.uint64(int(p * 2.0 ** 53))
+
+
+def dropout_forward(x, key, stream, pos0, p):
+    """Inverted dropout: ``x / (1 - p)`` where :func:`dropout_mask` keeps, else 0. x: (B, n)."""
+    keep = dropout_mask(key, stream, pos0, x.shape, p)
+    return np.where(keep, x * x.dtype.type(1.0 / (1.0 - p)), 0).astype(x.dtype, copy=False)
+
+
+def dropout_backward(dy, key, stream, pos0, p):
+    """``dx = dy / (1 - p)`` where the forward's mask keeps, else 0 (the same mask)."""
+    return dropout_forward(dy, key, stream, pos0, p)

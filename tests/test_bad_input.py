@@ -219,9 +219,9 @@ def test_unknown_backend_and_dtype_names():
     with pytest.raises(ValueError, match="float32 or float64"):
         net.astype(np.int32)
     with pytest.raises(ValueError, match="unknown cost"):
-        net.fit(X, Y_REG, cost="hinge", optimizer=fn.SGD(0.1), backend="numpy")
+        net.fit(X, Y_REG, cost="poisson", optimizer=fn.SGD(0.1), backend="numpy")
     with pytest.raises(ValueError, match="unknown optimizer"):
-        net.fit(X, Y_REG, cost=fn.MSE(), optimizer="rmsprop", backend="numpy")
+        net.fit(X, Y_REG, cost=fn.MSE(), optimizer="lbfgs", backend="numpy")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -89,7 +89,7 @@ class CudaRunner:
             self._order = self.cuda.to_device(np.ascontiguousarray(order, dtype=np.int64))
             self._order_src = order
         s = list(self.state.values())
-        opt = self.plan.optim(self.optimizer, *(s + [None, None])[:2])
+        opt = self.plan.optim(self.optimizer, *(s + [None, None, None])[:3])
         loss, correct, bad = self.epoch.train(self.dev, opt, self.data, self._order, b0, b1, self.batch_size,
                                               self.optimizer.t)
         self.optimizer.t += b1 - b0

@@ -62,7 +62,8 @@ class Ops:
         for s in range(0, n, bs):
             x = X[s:s + bs]
             for layer in net.layers:
-                x = layer.forward(x, self)
+                if not layer.inference_identity:  # Dropout: inactive in inference
+                    x = layer.forward(x, self)
             out[s:s + bs] = x
         return out
 

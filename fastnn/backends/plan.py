@@ -4,7 +4,7 @@ The compiled backends (``numba``, ``cuda``) train a plain MLP through a :class:`
 
 * the **layer table** ``spec`` (one int64 row per Linear: sizes, offsets of W and b in
   the flat parameter buffer, the activation code, offsets of its batch buffers in a
-  workspace) and ``slopes``;
+  workspace, the Dropout after it), ``slopes`` and the Dropout ``scales``;
 * the optimizer's **hyper-parameters** ``hp`` and code, in the layout that
   :mod:`fastnn.kernels.layout` defines once;
 * the **targets** in the kernels' form (float rows, or integer labels).
@@ -17,53 +17,59 @@ Layer, a Cost or an Optimizer.
 import numpy as np
 
 from fastnn.kernels import layout
-from fastnn.kernels.layout import N_COLS, N_HP, NO_ACT, NO_BIAS, OPT_KINDS
+from fastnn.kernels.layout import N_COLS, N_HP, NO_ACT, NO_BIAS, NO_DROP, OPT_KINDS
 
 #: Activation codes the fused epochs implement (Sign is forward-only).
-FUSED_ACTIVATIONS = (layout.IDENTITY, layout.SIGMOID, layout.TANH, layout.RELU, layout.LEAKY_RELU,
-                     layout.SOFTMAX)
+FUSED_ACTIVATIONS = tuple(c for c in range(len(layout.ACTIVATION_NAMES)) if c != layout.SIGN)
+
+
+def _blocks(net):
+    """The network as blocks ``[linear, activation or None, dropout or None]``, or None when it
+    is not Linear layers each followed by at most one activation and then at most one Dropout."""
+    from fastnn.layers import Activation, Dropout, Linear
+
+    blocks = []
+    for layer in net.layers:
+        if isinstance(layer, Linear):
+            blocks.append([layer, None, None])
+        elif not blocks or blocks[-1][2] is not None:
+            return None
+        elif isinstance(layer, Activation) and blocks[-1][1] is None:
+            blocks[-1][1] = layer
+        elif isinstance(layer, Dropout):
+            blocks[-1][2] = layer
+        else:
+            return None
+    return blocks or None
 
 
 def is_plain_mlp(net):
-    """True when ``net`` is Linear layers each followed by at most one activation
-    (the shape every fused training kernel handles)."""
-    from fastnn.layers import Activation, Linear
-
-    prev_linear = False
-    for layer in net.layers:
-        if isinstance(layer, Linear):
-            prev_linear = True
-        elif isinstance(layer, Activation):
-            if not prev_linear:
-                return False
-            prev_linear = False
-        else:
-            return False
-    return bool(net.layers) and isinstance(net.layers[0], Linear)
+    """True when ``net`` is Linear layers each followed by at most one activation and at
+    most one Dropout (the shape every fused kernel handles; predict ignores the Dropouts)."""
+    return _blocks(net) is not None
 
 
 def fusable(net, cost=None, optimizer=None):
     """Whether the fused epochs cover this network (and cost and optimizer, when given).
 
-    They need a plain MLP of the built-in activations (no Sign), one of the built-in
-    costs and optimizers (exactly: a subclass may change the math), and flat,
-    writeable state buffers of the parameters' shape and dtype.
+    They need a plain MLP of the built-in activations (no Sign) whose last layer is not
+    a Dropout, one of the built-in costs and optimizers (exactly: a subclass may change
+    the math), and flat, writeable state buffers of the parameters' shape and dtype.
     """
-    from fastnn.costs import BCE, MSE, CrossEntropy
-    from fastnn.layers import Activation
-    from fastnn.optimizers import SGD, Adam
+    from fastnn import costs, optimizers
+    from fastnn.layers import Activation, Dropout
 
-    if not is_plain_mlp(net):
+    if not is_plain_mlp(net) or isinstance(net.layers[-1], Dropout):
         return False
     if any(isinstance(layer, Activation) and layer.code not in FUSED_ACTIVATIONS for layer in net.layers):
         return False
     if not (net.params.flags.c_contiguous and net.grads.flags.c_contiguous):
         return False
-    if cost is not None and type(cost) not in (MSE, CrossEntropy, BCE):
+    if cost is not None and type(cost) not in costs.BUILTIN:
         return False
     if optimizer is None:
         return True
-    if type(optimizer) not in (SGD, Adam) or optimizer.kind not in OPT_KINDS:
+    if type(optimizer) not in optimizers.BUILTIN or optimizer.kind not in OPT_KINDS:
         return False
     for name in optimizer.state_names():
         s = getattr(optimizer, name, None)
@@ -76,32 +82,40 @@ def fusable(net, cost=None, optimizer=None):
 def layer_table(net, batch_size, transposed=True):
     """(spec int64 (L, N_COLS), slopes float64 (L,), workspace length) of a plain MLP.
 
-    The workspace holds each layer's batch output Y and delta D (``batch_size`` rows),
-    and with ``transposed`` a (nout, nin) scratch for W.T of every layer after the
-    first (the row-blocked epochs' input gradient).
+    The workspace holds each layer's batch output Y and delta D (``batch_size`` rows), the
+    pre-activation Z of the layers whose activation's backward needs it, the output Q of
+    each active Dropout (in training mode, ``p > 0``), and with ``transposed`` a (nout,
+    nin) scratch for W.T of every layer after the first (the row-blocked epochs' input
+    gradient).
     """
-    from fastnn.layers import Activation, Linear
-
-    layers = net.layers
     rows, slopes = [], []
     w_off, b_off, ws = 0, net.n_decay, 0
-    for k, layer in enumerate(layers):
-        if not isinstance(layer, Linear):
-            continue
-        nxt = layers[k + 1] if k + 1 < len(layers) else None
-        act = nxt.code if isinstance(nxt, Activation) else NO_ACT
-        slope = nxt.slope if isinstance(nxt, Activation) else 0.0
-        y_off, d_off = ws, ws + batch_size * layer.outsize
-        ws = d_off + batch_size * layer.outsize
-        wt_off = -1
-        if transposed and rows:
-            wt_off, ws = ws, ws + layer.n_weights
-        rows.append([layer.insize, layer.outsize, w_off, b_off if layer.bias else NO_BIAS, act,
-                     y_off, d_off, wt_off])
-        slopes.append(float(slope))
+
+    def take(n):
+        nonlocal ws
+        ws += n
+        return ws - n
+
+    for layer, act, drop in _blocks(net):
+        n = batch_size * layer.outsize
+        code = act.code if act is not None else NO_ACT
+        y_off, d_off = take(n), take(n)
+        wt_off = take(layer.n_weights) if transposed and rows else -1
+        z_off = take(n) if code in layout.NEEDS_INPUT else -1
+        on = drop is not None and drop.training and drop.p > 0
+        thr, stream, q_off = ((layout.dropout_threshold(drop.p), net.layers.index(drop), take(n)) if on
+                              else (NO_DROP, -1, -1))
+        rows.append([layer.insize, layer.outsize, w_off, b_off if layer.bias else NO_BIAS, code, y_off, d_off,
+                     wt_off, z_off, thr, stream, q_off])
+        slopes.append(float(act.param) if act is not None else 0.0)
         w_off += layer.n_weights
         b_off += layer.outsize if layer.bias else 0
     return np.array(rows, np.int64).reshape(-1, N_COLS), np.array(slopes, np.float64), ws
+
+
+def layer_scales(net):
+    """float64 (L,): each Linear block's Dropout scale ``1 / (1 - p)`` (1 without one)."""
+    return np.array([layout.dropout_scale(d.p) if d is not None else 1.0 for _, _, d in _blocks(net)], np.float64)
 
 
 def kernel_targets(targets, n_out, dtype):
@@ -124,11 +138,19 @@ def kernel_targets(targets, n_out, dtype):
     return use_int, Tk, has_acc, labels
 
 
+def hp_of(optimizer):
+    """The hyper-parameters of ``optimizer`` at its current step, in the layout's order (float64)."""
+    o = optimizer
+    code = OPT_KINDS.index(o.kind)
+    # RMSprop's alpha and Adadelta's rho take beta2's slots (layout.py)
+    beta2 = getattr(o, "alpha", getattr(o, "rho", getattr(o, "beta2", 0.0)))
+    return layout.hp_values(o.lr, o.weight_decay, getattr(o, "momentum", 0.0), getattr(o, "beta1", 0.0), beta2,
+                            getattr(o, "eps", 1.0), getattr(o, "t", 0), getattr(o, "lr_decay", 0.0), code)
+
+
 def fill_hp(hp, optimizer):
     """Fill ``hp`` (N_HP,) from ``optimizer``'s current hyper-parameters and step count."""
-    o = optimizer
-    hp[:] = layout.hp_values(o.lr, o.weight_decay, getattr(o, "momentum", 0.0), getattr(o, "beta1", 0.0),
-                             getattr(o, "beta2", 0.0), getattr(o, "eps", 1.0), getattr(o, "t", 0))
+    hp[:] = hp_of(optimizer)
     return hp
 
 
@@ -150,12 +172,15 @@ class Plan:
         dt = net.dtype
         self.dtype = dt
         self.spec, self.slopes, self.ws_size = layer_table(net, batch_size, transposed)
+        self.scales, self.key = layer_scales(net), net.dropout_key
         self.opt_code = OPT_KINDS.index(optimizer.kind)
         self.hp = np.zeros(N_HP, dt)
+        self.hp64 = np.zeros(N_HP, np.float64)
         self.n_decay = int(net.n_decay)
         self.beta1 = float(getattr(optimizer, "beta1", 0.0))
         self.beta2 = float(getattr(optimizer, "beta2", 0.0))
         self.cost_code = int(cost.code)
+        self.cparam = float(cost.param)
         self.fused_last = bool(cost.fuses_with(net.layers[-1]))
         self.eps = float(np.finfo(dt).eps)
         self.use_int, self.T, self.has_acc, self.labels = kernel_targets(targets, net.outsize, dt)
@@ -163,20 +188,23 @@ class Plan:
 
     def model(self, params, grads, ws):
         """The network for the kernels: a :class:`fastnn.kernels.layout.Model`."""
-        return layout.Model(params, grads, self.spec, self.slopes, ws)
+        return layout.Model(params, grads, self.spec, self.slopes, ws, self.scales, self.key)
 
-    def optim(self, optimizer, s1=None, s2=None):
+    def optim(self, optimizer, s1=None, s2=None, s3=None):
         """The optimizer for the kernels (a :class:`~fastnn.kernels.layout.Optim`), with ``hp``
         refreshed from its current values (schedules change ``lr`` between calls). The state
-        buffers are ``optimizer``'s own unless ``s1``/``s2`` are given (device copies)."""
-        if s1 is None:
-            names = optimizer.state_names()
-            s1 = getattr(optimizer, names[0]) if names else self._empty
-            s2 = getattr(optimizer, names[1]) if len(names) > 1 else self._empty
-        fill_hp(self.hp, optimizer)
-        return layout.Optim(self.opt_code, self.hp, s1, s2, self.n_decay, self.beta1, self.beta2)
+        buffers are ``optimizer``'s own unless ``s1``... are given (device copies), in the
+        order of ``optimizer.state_names()``."""
+        if s1 is None:  # host buffers; the compiled CPU kernels take empty arrays for unused ones
+            states = [getattr(optimizer, name) for name in optimizer.state_names()] + [self._empty] * 3
+        else:  # device buffers; unused ones stay None
+            states = [s1, s2, s3]
+        self.hp64[:] = hp_of(optimizer)
+        self.hp[:] = self.hp64
+        return layout.Optim(self.opt_code, self.hp, states[0], states[1], self.n_decay, self.beta1, self.beta2,
+                            states[2], self.hp64)
 
     def data(self, X, T=None, labels=None):
         """The data and cost for the kernels: a :class:`~fastnn.kernels.layout.Data`."""
         return layout.Data(X, self.T if T is None else T, self.labels if labels is None else labels,
-                           self.use_int, self.has_acc, self.cost_code, self.fused_last, self.eps)
+                           self.use_int, self.has_acc, self.cost_code, self.fused_last, self.eps, self.cparam)

@@ -19,10 +19,10 @@ import math
 import numpy as np
 
 from fastnn.kernels.cpu.jit import jit
-from fastnn.kernels.cpu.rows import act_backward_row, act_forward_row
 from fastnn.kernels.cpu.update import step
-from fastnn.kernels.cpu.views import batch_rows, bias, layer_grads, output_delta, rows2d, weights
-from fastnn.kernels.layout import ACT, BOFF, DOFF, NIN, NO_ACT, NOUT, YOFF
+from fastnn.kernels.cpu.views import (
+    batch_rows, bias, delta_through, finish_forward, layer_grads, layer_out, output_delta, rows2d, weights)
+from fastnn.kernels.layout import BOFF, DOFF, NIN, NOUT, YOFF
 
 
 def blas_available():
@@ -32,19 +32,6 @@ def blas_available():
     except ImportError:
         return False
     return True
-
-
-@jit
-def _bias_act_rows(Y, b, has_bias, code, slope):
-    """``Y += b`` (when ``has_bias``), then the activation, row by row in place."""
-    B, n = Y.shape
-    for r in range(B):
-        y = Y[r]
-        if has_bias:
-            for j in range(n):
-                y[j] += b[j]
-        if code != NO_ACT:
-            act_forward_row(code, y, slope)
 
 
 @jit
@@ -58,7 +45,7 @@ def train(model, opt, data, order, b0, b1, bs, xbuf, t0):
     gradient; the optimizer's step count starts at ``t0``). xbuf: (bs*F,) scratch for
     the gathered batch.
     """
-    params, grads, spec, slopes, ws = model.params, model.grads, model.spec, model.slopes, model.ws
+    params, grads, spec, ws = model.params, model.grads, model.spec, model.ws
     X = data.X
     L = spec.shape[0]
     F = X.shape[1]
@@ -72,32 +59,28 @@ def train(model, opt, data, order, b0, b1, bs, xbuf, t0):
         Xb = rows2d(xbuf, 0, B, F)
         for r in range(B):
             Xb[r, :] = X[rows[r]]
-        # forward: Y_l = act(A_l @ W_l + b_l)
+        # forward: Y_l = act(A_l @ W_l + b_l), then Q_l = dropout(Y_l)
         for l in range(L):
-            nin, nout = spec[l, NIN], spec[l, NOUT]
-            Y = rows2d(ws, spec[l, YOFF], B, nout)
-            A = Xb if l == 0 else rows2d(ws, spec[l - 1, YOFF], B, nin)
+            Y = rows2d(ws, spec[l, YOFF], B, spec[l, NOUT])
+            A = Xb if l == 0 else layer_out(model, l - 1, B)
             np.dot(A, weights(params, spec, l), Y)
-            _bias_act_rows(Y, bias(params, spec, l), spec[l, BOFF] >= 0, spec[l, ACT], slopes[l])
+            finish_forward(model, l, B, bi * bs, bias(params, spec, l), spec[l, BOFF] >= 0)
         ls, c = output_delta(model, data, rows, B)
         loss += ls
         correct += c
         if bad < 0 and not math.isfinite(ls):
             bad = bi
-        # backward: dW_l = A_l.T @ D_l, db_l = sum D_l, D_{l-1} = (D_l @ W_l.T) * act'
+        # backward: dW_l = A_l.T @ D_l, db_l = sum D_l, D_{l-1} = (D_l @ W_l.T) * mask * act'
         for l in range(L - 1, -1, -1):
-            nin, nout = spec[l, NIN], spec[l, NOUT]
+            nin = spec[l, NIN]
             D, dW = layer_grads(model, l, B)  # and db = sum D
             if l == 0:
                 np.dot(Xb.T, D, dW)
                 break  # the input gradient of the first layer is never needed
-            A = rows2d(ws, spec[l - 1, YOFF], B, nin)
+            A = layer_out(model, l - 1, B)
             np.dot(A.T, D, dW)
             DX = rows2d(ws, spec[l - 1, DOFF], B, nin)
             np.dot(D, weights(params, spec, l).T, DX)
-            code = spec[l - 1, ACT]
-            if code != NO_ACT:
-                for r in range(B):
-                    act_backward_row(code, A[r], DX[r], slopes[l - 1])
+            delta_through(model, l - 1, B, bi * bs)
         step(opt, params, grads, t0 + bi - b0 + 1)
     return loss, correct, bad

@@ -13,17 +13,18 @@ import math
 from fastnn.kernels.cpu.jit import jit
 from fastnn.kernels.cpu.linear import (
     bwd_input_par, bwd_input_rows, bwd_weight_par, bwd_weight_rows, fwd_par, fwd_rows)
-from fastnn.kernels.cpu.rows import act_backward_row, act_forward_row
 from fastnn.kernels.cpu.sparse import (
     bwd_weight_sparse_cols, bwd_weight_sparse_par, fwd_sparse_par, fwd_sparse_rows, sgd_sparse_rows)
 from fastnn.kernels.cpu.update import step_par, update_range
-from fastnn.kernels.cpu.views import batch_rows, bias, layer_grads, output_delta, rows2d, weights
-from fastnn.kernels.layout import ACT, BOFF, DOFF, LR, NIN, NO_ACT, NOUT, WTOFF, YOFF
+from fastnn.kernels.cpu.views import (
+    batch_rows, bias, delta_through, finish_forward, layer_grads, layer_out, output_delta, rows2d, weights)
+from fastnn.kernels.layout import BOFF, DOFF, LR, NIN, NOUT, WTOFF, YOFF
 
 
 @jit
-def _forward(model, X, sp, rows, A0, B, parallel):
-    """Forward a batch (the samples ``rows``); each layer's output lands in its Y."""
+def _forward(model, X, sp, rows, A0, B, parallel, pos0):
+    """Forward a batch (the samples ``rows``, at epoch positions ``pos0 + r``); each layer's
+    output lands in its Y (and Q after a Dropout)."""
     params, spec, ws = model.params, model.spec, model.ws
     for l in range(spec.shape[0]):
         nout = spec[l, NOUT]
@@ -42,15 +43,12 @@ def _forward(model, X, sp, rows, A0, B, parallel):
                 for n in range(B):
                     A[n, :] = X[rows[n]]
             else:
-                A = rows2d(ws, spec[l - 1, YOFF], B, spec[l - 1, NOUT])
+                A = layer_out(model, l - 1, B)
             if parallel:
                 fwd_par(Y, A, W, b, hb, B)
             else:
                 fwd_rows(Y, A, W, b, hb, 0, B)
-        code = spec[l, ACT]
-        if code != NO_ACT:
-            for n in range(B):
-                act_forward_row(code, Y[n], model.slopes[l])
+        finish_forward(model, l, B, pos0, b, False)
 
 
 @jit
@@ -70,13 +68,13 @@ def _first_weight_grad(dW, X, sp, rows, D, A0, B, parallel):
 
 
 @jit
-def _backward(model, X, sp, A0, rows, B, parallel, skip_w0):
+def _backward(model, X, sp, A0, rows, B, parallel, skip_w0, pos0):
     """Backward a batch into ``grads`` (overwritten), from the last layer's delta D
     (:func:`~.views.output_delta`).
 
     With ``skip_w0`` the first layer's weight gradient is left alone (the caller
     applies it sparsely, see :func:`~.sparse.sgd_sparse_rows`)."""
-    params, spec, slopes, ws = model.params, model.spec, model.slopes, model.ws
+    params, spec, ws = model.params, model.spec, model.ws
     L = spec.shape[0]
     for l in range(L - 1, -1, -1):
         nin, nout = spec[l, NIN], spec[l, NOUT]
@@ -85,7 +83,7 @@ def _backward(model, X, sp, A0, rows, B, parallel, skip_w0):
             if not skip_w0:
                 _first_weight_grad(dW, X, sp, rows, D, A0, B, parallel)
             break  # the input gradient of the first layer is never needed
-        A = rows2d(ws, spec[l - 1, YOFF], B, nin)
+        A = layer_out(model, l - 1, B)
         if parallel:
             bwd_weight_par(dW, A, D, B)
         else:
@@ -101,11 +99,7 @@ def _backward(model, X, sp, A0, rows, B, parallel, skip_w0):
             bwd_input_par(DX, D, WT, B)
         else:
             bwd_input_rows(DX, D, WT, 0, B)
-        code = spec[l - 1, ACT]
-        if code != NO_ACT:
-            Y = rows2d(ws, spec[l - 1, YOFF], B, nin)
-            for n in range(B):
-                act_backward_row(code, Y[n], DX[n], slopes[l - 1])
+        delta_through(model, l - 1, B, pos0)
 
 
 @jit
@@ -132,16 +126,16 @@ def train(model, opt, data, sp, order, b0, b1, bs, A0, t0, parallel, sparse_sgd)
     for bi in range(b0, b1):
         rows = batch_rows(order, bi, bs)
         B = rows.shape[0]
-        _forward(model, data.X, sp, rows, A0, B, parallel)
+        _forward(model, data.X, sp, rows, A0, B, parallel, bi * bs)
         ls, c = output_delta(model, data, rows, B)
         loss += ls
         correct += c
         if bad < 0 and not math.isfinite(ls):
             bad = bi
-        _backward(model, data.X, sp, A0, rows, B, parallel, sparse_sgd)
+        _backward(model, data.X, sp, A0, rows, B, parallel, sparse_sgd, bi * bs)
         if sparse_sgd:
             p, g, nw0 = model.params, model.grads, spec[0, NIN] * spec[0, NOUT]
-            update_range(opt.code, p, g, opt.s1, opt.s2, opt.hp, nw0, p.shape[0], opt.n_decay)
+            update_range(opt.code, p, g, opt.s1, opt.s2, opt.s3, opt.hp, nw0, p.shape[0], opt.n_decay)
             sgd_sparse_rows(weights(p, spec, 0), data.X, sp.ptr, sp.idx, rows,
                             rows2d(ws, spec[0, DOFF], B, spec[0, NOUT]), B, opt.hp[LR])
         else:

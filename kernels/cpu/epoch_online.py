@@ -11,10 +11,11 @@ import math
 import numpy as np
 
 from fastnn.kernels.cpu import config, plain
+from fastnn.kernels.cpu.dropout import dropout_row, stream_key
 from fastnn.kernels.cpu.jit import jit
 from fastnn.kernels.cpu.rows import act_backward_row, act_forward_row, correct_row, cost_grad_row, cost_row
 from fastnn.kernels.cpu.views import bias, weights
-from fastnn.kernels.layout import ACT, BCE, BOFF, LR, MSE, NIN, NO_ACT, NOUT, SIGMOID, WD
+from fastnn.kernels.layout import ACT, BCE, BOFF, DROP, DSTREAM, LR, MSE, NIN, NO_ACT, NOUT, SIGMOID, WD, ZOFF
 
 
 @jit
@@ -158,6 +159,32 @@ def _pad(n):
 
 
 @jit
+def _finish_row(model, l, h, z, q, skey, pos):
+    """Layer ``l``'s row ``h`` holds z = a W + b: keep it in ``z`` (when the activation needs
+    its input), apply the activation, then the Dropout into ``q`` (sample at epoch ``pos``)."""
+    spec = model.spec
+    nout = spec[l, NOUT]
+    if spec[l, ZOFF] >= 0:
+        z[:nout] = h[:nout]
+    if spec[l, ACT] != NO_ACT:
+        act_forward_row(spec[l, ACT], h[:nout], model.slopes[l])
+    if spec[l, DROP] >= 0:
+        dropout_row(q[:nout], h[:nout], skey, spec[l, DROP], model.scales[l], pos * nout)
+
+
+@jit
+def _back_row(model, l, y, z, d, skey, pos):
+    """``d`` holds dJ/d(what layer ``l`` hands on): back through its Dropout and activation."""
+    spec = model.spec
+    nout = spec[l, NOUT]
+    if spec[l, DROP] >= 0:
+        dropout_row(d[:nout], d[:nout], skey, spec[l, DROP], model.scales[l], pos * nout)
+    if spec[l, ACT] != NO_ACT:
+        v = z if spec[l, ZOFF] >= 0 else y
+        act_backward_row(spec[l, ACT], v[:nout], d[:nout], model.slopes[l])
+
+
+@jit
 def train(model, opt, data, order, b0, b1):
     """Plain SGD with batch size 1 on samples ``order[b0:b1]``, weights updated in place.
 
@@ -182,7 +209,9 @@ def train(model, opt, data, order, b0, b1):
     update are whole-vector axpys (:func:`_bwd_t`). Layer outputs and deltas live in
     private padded rows whose padding lanes stay zero. The copies are made at the
     start and written back at the end. MSE gets a one-pass loss and delta
-    (:func:`_mse_delta`); other costs use the generic row helpers.
+    (:func:`_mse_delta`); other costs use the generic row helpers. Layers whose activation
+    needs its input keep a private pre-activation row; a Dropout writes a private row that
+    the next layer reads (sample ``bi`` is at epoch position ``bi``).
     Returns (loss_sum, correct, bad): ``bad`` is the first sample whose loss is not
     finite (NaN or inf: training diverged), or -1.
     """
@@ -204,6 +233,12 @@ def train(model, opt, data, order, b0, b1):
     Ms = [W0p]  # layer 0: W padded; later layers: W transposed, padded
     Ys = [np.zeros(_pad(nout0), dtype)]
     Ds = [np.zeros(_pad(nout0), dtype)]
+    Zs = [np.zeros(_pad(nout0), dtype)]  # pre-activations (used where spec ZOFF >= 0)
+    Qs = [np.zeros(_pad(nout0), dtype)]  # Dropout outputs (padding lanes stay zero)
+    skeys = np.zeros(L, np.uint64)
+    for l in range(L):
+        if spec[l, DROP] >= 0:
+            skeys[l] = stream_key(model.key[0], spec[l, DSTREAM])
     for l in range(1, L):
         nin, nout = spec[l, NIN], spec[l, NOUT]
         W = weights(params, spec, l)
@@ -214,6 +249,8 @@ def train(model, opt, data, order, b0, b1):
         Ms.append(WT)
         Ys.append(np.zeros(_pad(nout), dtype))
         Ds.append(np.zeros(_pad(nout), dtype))
+        Zs.append(np.zeros(_pad(nout), dtype))
+        Qs.append(np.zeros(_pad(nout), dtype))
     nzi = np.empty(nin0, np.int64)
     nzv = np.empty(nin0, dtype)
     b0v = bias(params, spec, 0)
@@ -224,6 +261,8 @@ def train(model, opt, data, order, b0, b1):
     # the MSE pass also does a sigmoid backward; any other activation's stays generic
     mse_sig = mse and last == SIGMOID and not fused_last
     act_left = last != NO_ACT and not fused_last and not mse_sig
+    # what each layer hands on: its Dropout's row, else its output row
+    Outs = [Qs[l] if spec[l, DROP] >= 0 else Ys[l] for l in range(L)]
     for bi in range(b0, b1):
         r = order[bi]
         xr = X[r]
@@ -236,14 +275,11 @@ def train(model, opt, data, order, b0, b1):
         if hb0:
             for j in range(nout0):
                 h[j] += b0v[j]
-        if spec[0, ACT] != NO_ACT:
-            act_forward_row(spec[0, ACT], h[:nout0], slopes[0])
+        _finish_row(model, 0, h, Zs[0], Qs[0], skeys[0], bi)
         for l in range(1, L):
-            nout = spec[l, NOUT]
             y = Ys[l]
-            _fwd_t(y, Ys[l - 1], Ms[l], bias(params, spec, l), spec[l, BOFF] >= 0, spec[l, NIN])
-            if spec[l, ACT] != NO_ACT:
-                act_forward_row(spec[l, ACT], y[:nout], slopes[l])
+            _fwd_t(y, Outs[l - 1], Ms[l], bias(params, spec, l), spec[l, BOFF] >= 0, spec[l, NIN])
+            _finish_row(model, l, y, Zs[l], Qs[l], skeys[l], bi)
         # ---- loss, correct count and output delta
         P = Ys[L - 1][:K]
         D = Ds[L - 1][:K]
@@ -252,27 +288,24 @@ def train(model, opt, data, order, b0, b1):
         else:
             lab = labels[r] if use_int else -1
             trow = T[0] if use_int else T[r]
-            ls = cost_row(cost, P, trow, lab, eps)
+            ls = cost_row(cost, P, trow, lab, eps, data.cparam)
             c = 0
             if has_acc:
                 c = correct_row(cost, P, trow, labels[r] if cost != BCE else -1)
-            cost_grad_row(cost, D, P, trow, lab, 1, eps, fused_last)
+            cost_grad_row(cost, D, P, trow, lab, 1, eps, fused_last, data.cparam)
         loss += ls
         correct += c
         if bad < 0 and not math.isfinite(ls):
             bad = bi
         if act_left:
-            act_backward_row(last, P, D, slopes[L - 1])
+            act_backward_row(last, Zs[L - 1][:K] if spec[L - 1, ZOFF] >= 0 else P, D, slopes[L - 1])
         # ---- backward and in-place update, last layer first
         for l in range(L - 1, 0, -1):
-            nin, nout = spec[l, NIN], spec[l, NOUT]
+            nout = spec[l, NOUT]
             d = Ds[l]
-            a = Ys[l - 1]
             dx = Ds[l - 1]
-            _bwd_t(dx, Ms[l], a, d, lr, wd)
-            c1 = spec[l - 1, ACT]
-            if c1 != NO_ACT:
-                act_backward_row(c1, a[:nin], dx[:nin], slopes[l - 1])
+            _bwd_t(dx, Ms[l], Outs[l - 1], d, lr, wd)
+            _back_row(model, l - 1, Ys[l - 1], Zs[l - 1], dx, skeys[l - 1], bi)
             if spec[l, BOFF] >= 0:
                 b = bias(params, spec, l)
                 for j in range(nout):

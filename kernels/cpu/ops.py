@@ -16,14 +16,19 @@ from fastnn.kernels.cpu.config import use_threads
 from fastnn.kernels.cpu.jit import jit
 from fastnn.kernels.cpu.linear import (
     bwd_bias, bwd_input_par, bwd_weight_par, bwd_weight_rows, fwd_par, fwd_rows)
+from fastnn.kernels.cpu.dropout import dropout_rows
 from fastnn.kernels.cpu.rows import act_backward_row, act_forward_row, cost_grad_row, cost_row
 from fastnn.kernels.cpu.update import update_flat
-from fastnn.kernels.layout import (
-    BCE, CROSS_ENTROPY, IDENTITY, LEAKY_RELU, MSE, OPT_ADAM, RELU, SIGMOID, SIGN, SOFTMAX, TANH)
-from fastnn.kernels.named import NAMES, named_ops
+from fastnn.kernels.layout import (  # noqa: F401  (the codes, re-exported as the reference's)
+    BCE, CROSS_ENTROPY, ELU, GELU, GELU_TANH, HINGE, HUBER, IDENTITY, KL_DIVERGENCE, L1, LEAKY_RELU, MSE,
+    NEEDS_INPUT, OPT_ADAM, OPT_ADAMW, OPT_MOMENTUM, OPT_NESTEROV, RELU, RELU6, SIGMOID, SIGN, SILU, SOFTMAX,
+    SOFTPLUS, TANH, dropout_scale, dropout_threshold)
+from fastnn.kernels.named import COSTS, NAMES, named_ops
+from fastnn.kernels.reference import ACTIVATION_NAMES
 
 __all__ = [
-    "IDENTITY", "SIGMOID", "TANH", "RELU", "LEAKY_RELU", "SOFTMAX", "SIGN", "MSE", "CROSS_ENTROPY", "BCE",
+    "IDENTITY", "SIGMOID", "TANH", "RELU", "LEAKY_RELU", "SOFTMAX", "SIGN", "ELU", "SOFTPLUS", "GELU", "GELU_TANH",
+    "SILU", "RELU6", "MSE", "CROSS_ENTROPY", "BCE", "L1", "HUBER", "HINGE", "KL_DIVERGENCE",
     "linear_forward", "linear_backward_input", "linear_backward_weight", "linear_backward_bias",
     "activation_forward", "activation_backward", "log_softmax", *NAMES,
 ]
@@ -59,26 +64,26 @@ def _act_backward(code, D, Y, slope):
 
 
 @jit
-def _cost_value(code, P, T, labels, use_labels, eps):
+def _cost_value(code, P, T, labels, use_labels, eps, cparam):
     # P: (N, K); T: (N, K) float targets (or (1, K) unused); labels: (N,) int64 -> sum of row losses
     acc = 0.0
     for n in range(P.shape[0]):
         if use_labels:
-            acc += cost_row(code, P[n], T[0], labels[n], eps)
+            acc += cost_row(code, P[n], T[0], labels[n], eps, cparam)
         else:
-            acc += cost_row(code, P[n], T[n], -1, eps)
+            acc += cost_row(code, P[n], T[n], -1, eps, cparam)
     return acc
 
 
 @jit
-def _cost_grad(code, D, P, T, labels, use_labels, eps, fused):
+def _cost_grad(code, D, P, T, labels, use_labels, eps, fused, cparam):
     # D, P: (N, K) -> D = dJ/dP (or the fused BCE+sigmoid delta)
     N = P.shape[0]
     for n in range(N):
         if use_labels:
-            cost_grad_row(code, D[n], P[n], T[0], labels[n], N, eps, fused)
+            cost_grad_row(code, D[n], P[n], T[0], labels[n], N, eps, fused, cparam)
         else:
-            cost_grad_row(code, D[n], P[n], T[n], -1, N, eps, fused)
+            cost_grad_row(code, D[n], P[n], T[n], -1, N, eps, fused, cparam)
 
 
 @jit
@@ -201,9 +206,10 @@ def _rows(a, code):
 
 
 def activation_forward(code, x, slope=0.01):
-    """Dispatch an activation forward by its integer code (returns a new array)."""
+    """Dispatch an activation forward by its integer code (returns a new array; ``slope``:
+    the activation's parameter, LeakyReLU's slope, ELU's alpha or Softplus's beta)."""
     code = int(code)
-    if code not in (IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX, SIGN):
+    if not 0 <= code < len(ACTIVATION_NAMES):
         raise ValueError(f"unknown activation code {code}")
     y, rows = _rows(x, code)
     if code != IDENTITY and y.size:
@@ -211,13 +217,18 @@ def activation_forward(code, x, slope=0.01):
     return y
 
 
-def activation_backward(code, y, dy, slope=0.01):
-    """Dispatch an activation backward by its integer code (``y`` is the output)."""
+def activation_backward(code, y, dy, slope=0.01, x=None):
+    """Dispatch an activation backward by its integer code (``y`` is the output; the codes in
+    ``NEEDS_INPUT`` read the input ``x`` instead)."""
     code = int(code)
     if code == SIGN:
         raise ValueError("sign has no useful gradient; it is forward-only (seed 004's perceptrons)")
-    if code not in (IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX):
+    if not 0 <= code < len(ACTIVATION_NAMES):
         raise ValueError(f"unknown activation code {code}")
+    if code in NEEDS_INPUT:
+        if x is None:
+            raise ValueError(f"{ACTIVATION_NAMES[code]} backward needs the activation's input x")
+        y = x  # the row kernels read the input where the output would be
     y = np.asarray(y)
     dy = np.asarray(dy)
     if y.shape != dy.shape:
@@ -233,7 +244,9 @@ def activation_backward(code, y, dy, slope=0.01):
 # ---------------------------------------------------------------------------- costs
 
 
-_PRED_NAMES = {MSE: "pred", CROSS_ENTROPY: "scores", BCE: "prob"}
+_PRED_NAMES = {code: pred for _, code, pred, _ in COSTS}
+#: Costs that take integer class labels (N,) as well as (N, K) rows.
+_LABEL_COSTS = (CROSS_ENTROPY, HINGE, KL_DIVERGENCE)
 
 
 def _cost_args(pred, target, name, allow_labels):
@@ -256,25 +269,25 @@ def _cost_args(pred, target, name, allow_labels):
 
 
 def _check_cost(code):
-    if code not in (MSE, CROSS_ENTROPY, BCE):
+    if code not in _PRED_NAMES:
         raise ValueError(f"unknown cost code {code}")
     return _PRED_NAMES[code]
 
 
-def value(code, pred, target):
-    """A cost's mean value over the batch, by its integer code."""
-    P, T, labels, use_labels = _cost_args(pred, target, _check_cost(code), code == CROSS_ENTROPY)
+def value(code, pred, target, param=1.0):
+    """A cost's mean value over the batch, by its integer code (``param``: Huber's delta)."""
+    P, T, labels, use_labels = _cost_args(pred, target, _check_cost(code), code in _LABEL_COSTS)
     eps = float(np.finfo(P.dtype).eps)
     # the reference divides by N even when N == 0 (nan); keep that
     with np.errstate(invalid="ignore", divide="ignore"):
-        return float(np.float64(_cost_value(code, P, T, labels, use_labels, eps)) / P.shape[0])
+        return float(np.float64(_cost_value(code, P, T, labels, use_labels, eps, float(param))) / P.shape[0])
 
 
-def delta(code, pred, target, fused):
+def delta(code, pred, target, fused, param=1.0):
     """A cost's gradient dJ/dpred by its integer code (``fused``: BCE through its sigmoid)."""
-    P, T, labels, use_labels = _cost_args(pred, target, _check_cost(code), code == CROSS_ENTROPY)
+    P, T, labels, use_labels = _cost_args(pred, target, _check_cost(code), code in _LABEL_COSTS)
     D = np.empty_like(P)
-    _cost_grad(code, D, P, T, labels, use_labels, float(np.finfo(P.dtype).eps), fused)
+    _cost_grad(code, D, P, T, labels, use_labels, float(np.finfo(P.dtype).eps), fused, float(param))
     return D
 
 
@@ -299,15 +312,17 @@ def _flat_inplace(a, name, dt=None):
     return a.reshape(-1)
 
 
-def update(code, params, grads, s1, s2, hp_vals, n_decay):
+def update(code, params, grads, s1, s2, s3, hp_vals, n_decay):
     """One flat optimizer step ``code`` in place (the generic kernel of the named updates)."""
-    names = ("m", "v") if code == OPT_ADAM else ("velocity", "v")
+    names = ("m", "v", "state 3") if code in (OPT_ADAM, OPT_ADAMW) else ("state 1", "state 2", "state 3")
+    if code in (OPT_MOMENTUM, OPT_NESTEROV):
+        names = ("velocity",) + names[1:]
     p = _flat_inplace(params, "params")
     g = np.ascontiguousarray(grads, dtype=p.dtype).reshape(-1)
     if g.shape != p.shape:
         raise ValueError(f"grads have {g.size} entries but params {p.size}")
     states = []
-    for name, s in zip(names, (s1, s2)):
+    for name, s in zip(names, (s1, s2, s3)):
         if s is None:
             states.append(np.zeros(0, p.dtype))
         else:
@@ -319,7 +334,22 @@ def update(code, params, grads, s1, s2, hp_vals, n_decay):
     if not 0 <= n_decay <= p.size:
         raise ValueError(f"n_decay must lie in 0..{p.size}, got {n_decay}")
     hp = np.array(hp_vals, dtype=p.dtype)
-    update_flat(code, p, g, states[0], states[1], hp, n_decay, use_threads(4 * p.size))
+    update_flat(code, p, g, states[0], states[1], states[2], hp, n_decay, use_threads(4 * p.size))
 
 
-globals().update(named_ops(activation_forward, activation_backward, value, delta, update))
+# ------------------------------------------------------------------------- dropout
+
+
+def dropout(x, key, stream, pos0, p):
+    """Inverted dropout of x (B, n) with the reference's mask (a new array): the generic
+    kernel of ``dropout_forward``/``dropout_backward``/``dropout_mask``."""
+    x = np.asarray(x)
+    x2 = _as2d(x, "x", _float_dtype(x))
+    out = np.empty_like(x2)
+    if out.size:
+        dropout_rows(out, x2, np.uint64(int(key) & 0xFFFFFFFFFFFFFFFF), int(stream), int(pos0),
+                     dropout_threshold(float(p)), dropout_scale(float(p)))
+    return out
+
+
+globals().update(named_ops(activation_forward, activation_backward, value, delta, update, dropout))

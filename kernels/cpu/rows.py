@@ -1,4 +1,4 @@
-"""Per-row helpers shared by every CPU kernel: activations, costs, correct counts.
+"""Per-row helpers shared by every CPU kernel: activations, costs, correct counts, dropout.
 
 Each works on one row (a 1-D array) in place, so the per-op kernels (:mod:`.ops`) and
 the epoch loops (``epoch_*.py``) do exactly the same arithmetic.
@@ -9,7 +9,12 @@ import math
 import numpy as np
 
 from fastnn.kernels.cpu.jit import jit
-from fastnn.kernels.layout import BCE, CROSS_ENTROPY, LEAKY_RELU, MSE, RELU, SIGMOID, SIGN, SOFTMAX, TANH
+from fastnn.kernels.layout import (
+    BCE, CROSS_ENTROPY, ELU, GELU, GELU_TANH, HINGE, HUBER, KL_DIVERGENCE, L1, LEAKY_RELU, MSE, RELU, RELU6,
+    SIGMOID, SIGN, SILU, SOFTMAX, SOFTPLUS, SOFTPLUS_THRESHOLD, TANH)
+
+# GELU's constants (as reference.py): 1/sqrt(2), 1/sqrt(2 pi), sqrt(2/pi), the cubic's 0.044715
+_SQRT1_2, _INV_SQRT_2PI, _SQRT_2_PI, _KAPPA = 0.7071067811865476, 0.3989422804014327, 0.7978845608028654, 0.044715
 
 
 # ------------------------------------------------------------------ activation rows
@@ -47,7 +52,50 @@ def act_forward_row(code, y, slope):
     elif code == SIGN:
         for j in range(n):
             y[j] = one if y[j] > 0 else -one
+    elif code >= ELU:
+        _act_forward_more(code, y, slope)
     # IDENTITY / NO_ACT: nothing to do
+
+
+@jit
+def _sigmoid(x, one):
+    """The reference's stable sigmoid of one value (``one``: 1 in its dtype)."""
+    e = np.exp(-abs(x))
+    return (one if x >= 0 else e) / (one + e)
+
+
+@jit
+def _act_forward_more(code, y, slope):
+    # the activations added after the first six (ELU ... ReLU6), in place on the row y
+    n = y.shape[0]
+    dt = y.dtype.type
+    one, half, zero = dt(1), dt(0.5), dt(0)
+    p = dt(slope)
+    if code == ELU:
+        for j in range(n):
+            if not y[j] > 0:
+                y[j] = p * np.expm1(y[j])
+    elif code == SOFTPLUS:
+        for j in range(n):
+            bx = p * y[j]
+            if not bx > SOFTPLUS_THRESHOLD:
+                y[j] = np.log1p(np.exp(bx)) / p
+    elif code == GELU:
+        for j in range(n):
+            x = y[j]
+            y[j] = half * x * (one + math.erf(x * dt(_SQRT1_2)))
+    elif code == GELU_TANH:
+        for j in range(n):
+            x = y[j]
+            y[j] = half * x * (one + np.tanh(dt(_SQRT_2_PI) * (x + dt(_KAPPA) * x * x * x)))
+    elif code == SILU:
+        for j in range(n):
+            y[j] = y[j] * _sigmoid(y[j], one)
+    elif code == RELU6:
+        six = dt(6)
+        for j in range(n):
+            x = y[j]
+            y[j] = zero if not x > zero else (six if x > six else x)
 
 
 @jit
@@ -71,7 +119,8 @@ def softmax_row(y):
 
 @jit
 def act_backward_row(code, y, d, slope):
-    """Turn ``d`` = dJ/d(output) into dJ/d(input) in place, from the output ``y``."""
+    """Turn ``d`` = dJ/d(output) into dJ/d(input) in place, from the output ``y`` (or,
+    for the codes in ``reference.NEEDS_INPUT``, from the input: pass it as ``y``)."""
     n = y.shape[0]
     one = y.dtype.type(1)  # see act_forward_row
     if code == SIGMOID:
@@ -95,18 +144,71 @@ def act_backward_row(code, y, d, slope):
             s += d[j] * y[j]
         for j in range(n):
             d[j] = y[j] * (d[j] - s)
+    elif code >= ELU:
+        _act_backward_more(code, y, d, slope)
+
+
+@jit
+def _act_backward_more(code, v, d, slope):
+    # backward of ELU ... ReLU6 in place on d; v is the output, or the input for GELU/SiLU
+    n = v.shape[0]
+    dt = v.dtype.type
+    one, half, zero = dt(1), dt(0.5), dt(0)
+    p = dt(slope)
+    if code == ELU:
+        for j in range(n):
+            if not v[j] > 0:
+                d[j] = d[j] * (v[j] + p)
+    elif code == SOFTPLUS:
+        for j in range(n):
+            by = p * v[j]
+            if not by > SOFTPLUS_THRESHOLD:
+                d[j] = d[j] * -np.expm1(-by)
+    elif code == GELU:
+        for j in range(n):
+            x = v[j]
+            cdf = half * (one + math.erf(x * dt(_SQRT1_2)))
+            d[j] = d[j] * (cdf + x * (np.exp(-half * x * x) * dt(_INV_SQRT_2PI)))
+    elif code == GELU_TANH:
+        for j in range(n):
+            x = v[j]
+            th = np.tanh(dt(_SQRT_2_PI) * (x + dt(_KAPPA) * x * x * x))
+            inner = dt(_SQRT_2_PI) * (one + dt(3 * _KAPPA) * x * x)
+            d[j] = d[j] * (half * (one + th) + half * x * (one - th * th) * inner)
+    elif code == SILU:
+        for j in range(n):
+            s = _sigmoid(v[j], one)
+            d[j] = d[j] * s * (one + v[j] * (one - s))
+    elif code == RELU6:
+        six = dt(6)
+        for j in range(n):
+            if not (v[j] > zero and v[j] < six):
+                d[j] = zero
 
 
 # ---------------------------------------------------------------------- cost rows
 
 
 @jit
-def cost_row(code, p, t_row, label, dt_eps):
+def _max_lse(p):
+    """(max, log-sum-exp of ``p - max``) of a score row, in float64."""
+    m = p[0]
+    for j in range(1, p.shape[0]):
+        if p[j] > m:
+            m = p[j]
+    s = 0.0
+    for j in range(p.shape[0]):
+        s += math.exp(p[j] - m)
+    return m, math.log(s)
+
+
+@jit
+def cost_row(code, p, t_row, label, dt_eps, cparam):
     """Loss of one sample (summed over outputs), in float64.
 
-    ``t_row`` is the float target row, or empty when ``label`` (>= 0) is an
-    integer class (cross-entropy only). ``dt_eps`` is the dtype's machine epsilon
-    (the BCE clip, as in the reference).
+    ``t_row`` is the float target row, or unused when ``label`` (>= 0) is an integer
+    class (cross-entropy, hinge, KL). ``dt_eps`` is the dtype's machine epsilon (the
+    BCE clip, as in the reference); ``cparam`` Huber's delta.
     """
     k = p.shape[0]
     acc = 0.0
@@ -115,35 +217,54 @@ def cost_row(code, p, t_row, label, dt_eps):
             dlt = p[j] - t_row[j]
             acc += dlt * dlt
         return acc / 2
-    if code == CROSS_ENTROPY:
-        m = p[0]
-        for j in range(1, k):
-            if p[j] > m:
-                m = p[j]
-        s = 0.0
-        for j in range(k):
-            s += math.exp(p[j] - m)
-        lse = math.log(s)
-        if label >= 0:
+    if code == CROSS_ENTROPY or code == KL_DIVERGENCE:
+        m, lse = _max_lse(p)
+        if label >= 0:  # KL against a one-hot row is the cross-entropy (1 log 1 = 0)
             return -(p[label] - m - lse)
         for j in range(k):
-            acc -= t_row[j] * (p[j] - m - lse)
+            t = t_row[j]
+            acc -= t * (p[j] - m - lse)
+            if code == KL_DIVERGENCE and t > 0:
+                acc += t * math.log(t)
         return acc
-    # BCE on probabilities, clipped to [eps, 1 - eps]
-    for j in range(k):
-        q = min(max(p[j], dt_eps), 1 - dt_eps)
-        acc -= t_row[j] * math.log(q) + (1 - t_row[j]) * math.log(1 - q)
+    if code == BCE:  # on probabilities, clipped to [eps, 1 - eps]
+        for j in range(k):
+            q = min(max(p[j], dt_eps), 1 - dt_eps)
+            acc -= t_row[j] * math.log(q) + (1 - t_row[j]) * math.log(1 - q)
+        return acc
+    dt = p.dtype.type
+    one = dt(1)
+    if code == L1:
+        for j in range(k):
+            acc += abs(p[j] - t_row[j])
+    elif code == HUBER:
+        dl, half = dt(cparam), dt(0.5)
+        for j in range(k):
+            a = abs(p[j] - t_row[j])
+            acc += half * a * a if a < dl else dl * (a - half * dl)
+    elif code == HINGE:  # c = +1 for the label's class, -1 for the others
+        for j in range(k):
+            c = _hinge_sign(j, t_row, label, one)
+            acc += max(dt(0), one - c * p[j])
     return acc
 
 
 @jit
-def cost_grad_row(code, d, p, t_row, label, n, dt_eps, sigmoid_fused):
+def _hinge_sign(j, t_row, label, one):
+    """Hinge's ``c = 2 t - 1`` of output j: from the integer ``label`` (>= 0), else from ``t_row``."""
+    if label >= 0:
+        return one if j == label else -one
+    return (one + one) * t_row[j] - one
+
+
+@jit
+def cost_grad_row(code, d, p, t_row, label, n, dt_eps, sigmoid_fused, cparam):
     """dJ/dp for one sample of a batch of ``n`` into ``d`` (or the fused BCE+sigmoid delta)."""
     k = p.shape[0]
     if code == MSE or (code == BCE and sigmoid_fused):
         for j in range(k):
             d[j] = (p[j] - t_row[j]) / n
-    elif code == CROSS_ENTROPY:
+    elif code == CROSS_ENTROPY or code == KL_DIVERGENCE:
         for j in range(k):
             d[j] = p[j]
         softmax_row(d)
@@ -151,13 +272,41 @@ def cost_grad_row(code, d, p, t_row, label, n, dt_eps, sigmoid_fused):
             d[label] -= 1
             for j in range(k):
                 d[j] = d[j] / n
-        else:
+        elif code == CROSS_ENTROPY:
             for j in range(k):
                 d[j] = (d[j] - t_row[j]) / n
-    else:
+        else:  # softmax * sum(t) - t: the gradient for any non-negative t
+            ts = d.dtype.type(0)
+            for j in range(k):
+                ts += t_row[j]
+            for j in range(k):
+                d[j] = (d[j] * ts - t_row[j]) / n
+    elif code == BCE:
         for j in range(k):
             q = min(max(p[j], dt_eps), 1 - dt_eps)
             d[j] = (q - t_row[j]) / (q * (1 - q)) / n
+    else:
+        _cost_grad_more(code, d, p, t_row, label, n, cparam)
+
+
+@jit
+def _cost_grad_more(code, d, p, t_row, label, n, cparam):
+    # the gradients of L1, Huber and hinge into d
+    k = p.shape[0]
+    dt = p.dtype.type
+    one, zero = dt(1), dt(0)
+    if code == L1:
+        for j in range(k):
+            dlt = p[j] - t_row[j]
+            d[j] = (one if dlt > 0 else (-one if dlt < 0 else zero)) / n
+    elif code == HUBER:
+        dl = dt(cparam)
+        for j in range(k):
+            d[j] = min(max(p[j] - t_row[j], -dl), dl) / n
+    else:  # HINGE
+        for j in range(k):
+            c = _hinge_sign(j, t_row, label, one)
+            d[j] = (-c if c * p[j] < one else zero) / n
 
 
 @jit
@@ -194,8 +343,8 @@ def loss_and_delta_rows(data, P, D, rows, B):
         r = rows[n]
         lab = labels[r] if use_int else -1
         trow = T[0] if use_int else T[r]
-        loss += cost_row(cost, P[n], trow, lab, eps)
+        loss += cost_row(cost, P[n], trow, lab, eps, data.cparam)
         if data.has_acc:
             correct += correct_row(cost, P[n], trow, labels[r] if cost != BCE else -1)
-        cost_grad_row(cost, D[n], P[n], trow, lab, B, eps, data.fused_last)
+        cost_grad_row(cost, D[n], P[n], trow, lab, B, eps, data.fused_last, data.cparam)
     return loss, correct

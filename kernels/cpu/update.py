@@ -2,7 +2,8 @@
 
 ``hp`` is laid out as :mod:`fastnn.kernels.layout` says (``LR``, ``WD``, ...); the
 formulas and their order of operations are the reference's (``reference.sgd_update``
-etc.): ``g = grad + wd * p`` on the first ``n_decay`` entries.
+etc.): ``g = grad + wd * p`` on the first ``n_decay`` entries (AdamW instead decays
+those parameters, ``p *= 1 - lr * wd``). State buffers s1, s2, s3 as the layout says.
 """
 
 import numpy as np
@@ -11,14 +12,86 @@ from numba import prange
 from fastnn.kernels import layout
 from fastnn.kernels.cpu.jit import jit, pjit
 from fastnn.kernels.layout import (
-    B1, B2, C1, C2, EPS, H1, H2, LR, MOM, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_SGD, WD)
+    B1, B2, C1, C2, EPS, H1, H2, LR, MOM, OPT_ADADELTA, OPT_ADAGRAD, OPT_ADAM, OPT_ADAMW, OPT_CENTERED_RMSPROP,
+    OPT_MOMENTUM, OPT_NESTEROV, OPT_RMSPROP, OPT_SGD, WD)
 
-#: Adam's bias corrections for step t into hp (the layout's one formula, compiled).
-refresh_bias_corrections = jit(layout.refresh_bias_corrections)
+#: The per-step scalars (Adam's bias corrections, Adagrad's lr divisor) into hp (the layout's formula).
+refresh_step = jit(layout.refresh_step)
 
 
 @jit
-def _update_seg(code, p, g, s1, s2, hp, k0, k1, decay):
+def _adam_seg(p, g, s1, s2, hp, k0, k1, decay, decoupled):
+    # Adam, or AdamW (decoupled: p *= 1 - lr * wd where decay, no L2 in the gradient)
+    lr, wd = hp[LR], hp[WD]
+    c1, c2, eps, b1, b2, h1, h2 = hp[C1], hp[C2], hp[EPS], hp[B1], hp[B2], hp[H1], hp[H2]
+    shrink = p.dtype.type(1) - lr * wd
+    for k in range(k0, k1):
+        gk = g[k] + wd * p[k] if (decay and not decoupled) else g[k]
+        if decay and decoupled:
+            p[k] *= shrink
+        m = s1[k] * b1
+        m = m + c1 * gk
+        s1[k] = m
+        v = s2[k] * b2
+        v = v + c2 * gk * gk
+        s2[k] = v
+        p[k] -= lr * (m / h1) / (np.sqrt(v / h2) + eps)
+
+
+@jit
+def _rmsprop_seg(p, g, s1, s2, s3, hp, k0, k1, decay, centered):
+    # v = alpha v + (1 - alpha) g^2 (s1); centered: a = alpha a + (1 - alpha) g (s2), momentum
+    # buffer in s3 (else s2)
+    lr, wd, mom, alpha, c2, eps = hp[LR], hp[WD], hp[MOM], hp[B2], hp[C2], hp[EPS]
+    buf = s3 if centered else s2
+    use_mom = mom > 0
+    for k in range(k0, k1):
+        gk = g[k] + wd * p[k] if decay else g[k]
+        v = s1[k] * alpha
+        v = v + c2 * gk * gk
+        s1[k] = v
+        if centered:
+            a = s2[k] * alpha
+            a = a + c2 * gk
+            s2[k] = a
+            d = np.sqrt(v - a * a) + eps
+        else:
+            d = np.sqrt(v) + eps
+        if use_mom:
+            b = buf[k] * mom
+            b = b + gk / d
+            buf[k] = b
+            p[k] -= lr * b
+        else:
+            p[k] -= lr * (gk / d)
+
+
+@jit
+def _adagrad_adadelta_seg(code, p, g, s1, s2, hp, k0, k1, decay):
+    lr, wd, eps = hp[LR], hp[WD], hp[EPS]
+    if code == OPT_ADAGRAD:  # s += g^2; p -= (lr / (1 + (t-1) lr_decay)) g / (sqrt(s) + eps)
+        clr = lr / hp[H1]
+        for k in range(k0, k1):
+            gk = g[k] + wd * p[k] if decay else g[k]
+            s = s1[k] + gk * gk
+            s1[k] = s
+            p[k] -= clr * gk / (np.sqrt(s) + eps)
+    else:  # Adadelta: v = rho v + (1-rho) g^2; u = sqrt(a + eps) / sqrt(v + eps) g; a = rho a + (1-rho) u^2
+        rho, c2 = hp[B2], hp[C2]
+        for k in range(k0, k1):
+            gk = g[k] + wd * p[k] if decay else g[k]
+            v = s1[k] * rho
+            v = v + c2 * gk * gk
+            s1[k] = v
+            u = np.sqrt(s2[k] + eps) / np.sqrt(v + eps) * gk
+            a = s2[k] * rho
+            a = a + c2 * u * u
+            s2[k] = a
+            p[k] -= lr * u
+
+
+@jit
+def _update_seg(code, p, g, s1, s2, s3, hp, k0, k1, decay):
     # One branch-free loop per case so that LLVM vectorises it (a per-element
     # ``if code == ...`` costs ~3x on the 200k-parameter updates).
     lr, wd, mom = hp[LR], hp[WD], hp[MOM]
@@ -40,60 +113,53 @@ def _update_seg(code, p, g, s1, s2, hp, k0, k1, decay):
                 p[k] += mom * v - lr * gk
             else:
                 p[k] += v
-    else:  # Adam
-        c1, c2, eps, b1, b2, h1, h2 = hp[C1], hp[C2], hp[EPS], hp[B1], hp[B2], hp[H1], hp[H2]
-        for k in range(k0, k1):
-            gk = g[k] + wd * p[k] if decay else g[k]
-            m = s1[k] * b1
-            m = m + c1 * gk
-            s1[k] = m
-            v = s2[k] * b2
-            v = v + c2 * gk * gk
-            s2[k] = v
-            p[k] -= lr * (m / h1) / (np.sqrt(v / h2) + eps)
+    elif code == OPT_ADAM or code == OPT_ADAMW:
+        _adam_seg(p, g, s1, s2, hp, k0, k1, decay, code == OPT_ADAMW)
+    elif code == OPT_RMSPROP or code == OPT_CENTERED_RMSPROP:
+        _rmsprop_seg(p, g, s1, s2, s3, hp, k0, k1, decay, code == OPT_CENTERED_RMSPROP)
+    else:
+        _adagrad_adadelta_seg(code, p, g, s1, s2, hp, k0, k1, decay)
 
 
 @jit
-def update_range(code, p, g, s1, s2, hp, k0, k1, n_decay):
+def update_range(code, p, g, s1, s2, s3, hp, k0, k1, n_decay):
     """One optimizer step on entries ``k0 <= k < k1`` of the flat buffers, in place."""
     kd = min(max(n_decay, k0), k1)
-    _update_seg(code, p, g, s1, s2, hp, k0, kd, hp[WD] != 0)
-    _update_seg(code, p, g, s1, s2, hp, kd, k1, False)
+    _update_seg(code, p, g, s1, s2, s3, hp, k0, kd, hp[WD] != 0)
+    _update_seg(code, p, g, s1, s2, s3, hp, kd, k1, False)
 
 
 _UPDATE_BLOCK = 16384
 
 
 @pjit
-def update_par(code, p, g, s1, s2, hp, n_decay):
+def update_par(code, p, g, s1, s2, s3, hp, n_decay):
     """:func:`update_range` over the whole buffer, in blocks spread over the threads."""
     n = p.shape[0]
     nb = (n + _UPDATE_BLOCK - 1) // _UPDATE_BLOCK
     for b in prange(nb):
-        update_range(code, p, g, s1, s2, hp, b * _UPDATE_BLOCK, min(n, (b + 1) * _UPDATE_BLOCK), n_decay)
+        update_range(code, p, g, s1, s2, s3, hp, b * _UPDATE_BLOCK, min(n, (b + 1) * _UPDATE_BLOCK), n_decay)
 
 
 @jit
-def update_flat(code, p, g, s1, s2, hp, n_decay, parallel):
+def update_flat(code, p, g, s1, s2, s3, hp, n_decay, parallel):
     """One optimizer step on the whole flat buffer; threads when ``parallel`` and it is big."""
     if parallel and p.shape[0] >= 4 * _UPDATE_BLOCK:
-        update_par(code, p, g, s1, s2, hp, n_decay)
+        update_par(code, p, g, s1, s2, s3, hp, n_decay)
     else:
-        update_range(code, p, g, s1, s2, hp, 0, p.shape[0], n_decay)
+        update_range(code, p, g, s1, s2, s3, hp, 0, p.shape[0], n_decay)
 
 
 @jit
 def step(opt, params, grads, t):
     """Optimizer step number ``t`` (>= 1) of ``opt`` (a :class:`~fastnn.kernels.layout.Optim`), one thread."""
-    if opt.code == OPT_ADAM:
-        refresh_bias_corrections(opt.hp, opt.beta1, opt.beta2, t)
-    update_range(opt.code, params, grads, opt.s1, opt.s2, opt.hp, 0, params.shape[0], opt.n_decay)
+    refresh_step(opt.hp, opt.hp64, opt.code, t)
+    update_range(opt.code, params, grads, opt.s1, opt.s2, opt.s3, opt.hp, 0, params.shape[0], opt.n_decay)
 
 
 @jit
 def step_par(opt, params, grads, t, parallel):
     """:func:`step`, on the threads when ``parallel`` and the buffer is big (compiles the
     threaded update too, so the single-threaded epochs call :func:`step`)."""
-    if opt.code == OPT_ADAM:
-        refresh_bias_corrections(opt.hp, opt.beta1, opt.beta2, t)
-    update_flat(opt.code, params, grads, opt.s1, opt.s2, opt.hp, opt.n_decay, parallel)
+    refresh_step(opt.hp, opt.hp64, opt.code, t)
+    update_flat(opt.code, params, grads, opt.s1, opt.s2, opt.s3, opt.hp, opt.n_decay, parallel)

@@ -29,10 +29,11 @@ import numpy as np  # noqa: E402
 from numba import cuda  # noqa: E402
 
 from fastnn.kernels import shapes  # noqa: E402
+from fastnn.kernels.layout import dropout_scale, dropout_stream_key, dropout_threshold  # noqa: E402
 from fastnn.kernels.named import NAMES, named_ops  # noqa: E402
 from fastnn.kernels.reference import (  # noqa: E402,F401
-    ACTIVATION_NAMES, BCE, COST_NAMES, CROSS_ENTROPY, IDENTITY, LEAKY_RELU, MSE, RELU, SIGMOID,
-    SIGN, SOFTMAX, TANH, log_softmax)
+    ACTIVATION_NAMES, BCE, COST_NAMES, CROSS_ENTROPY, ELU, GELU, GELU_TANH, HINGE, HUBER, IDENTITY, KL_DIVERGENCE,
+    L1, LEAKY_RELU, MSE, NEEDS_INPUT, RELU, RELU6, SIGMOID, SIGN, SILU, SOFTMAX, SOFTPLUS, TANH, log_softmax)
 
 from . import config, launch  # noqa: E402
 
@@ -166,12 +167,17 @@ def activation_forward(code, x, slope=0.01):
     return _back(y.reshape(shape), dev)
 
 
-def activation_backward(code, y, dy, slope=0.01):
-    """Activation backward by integer code from the OUTPUT ``y``: returns dx."""
+def activation_backward(code, y, dy, slope=0.01, x=None):
+    """Activation backward by integer code from the OUTPUT ``y`` (the input ``x`` for the codes
+    in ``NEEDS_INPUT``): returns dx."""
     if code == SIGN:
         raise ValueError("sign has no useful gradient; it is forward-only (seed 004's perceptrons)")
     if code not in range(len(ACTIVATION_NAMES)):
         raise ValueError(f"unknown activation code {code}")
+    if code in NEEDS_INPUT:
+        if x is None:
+            raise ValueError(f"{ACTIVATION_NAMES[code]} backward needs the activation's input x")
+        y = x  # the kernels read the input where the output would be
     y, dy = _float("y", y), _float("dy", dy)
     if tuple(y.shape) != tuple(dy.shape):
         raise ValueError(f"y and dy must have the same shape, got {tuple(y.shape)} and {tuple(dy.shape)}")
@@ -191,7 +197,7 @@ def activation_backward(code, y, dy, slope=0.01):
 # --------------------------------------------------------------------------- costs
 
 
-def _cost(code, pred, target, fused=False):
+def _cost(code, pred, target, fused=False, param=1.0):
     """Run the per-row cost kernel over a whole (N, K) batch -> (value, grad) on the host."""
     pred = _float("pred", pred)
     if _is_dev(pred):
@@ -201,7 +207,7 @@ def _cost(code, pred, target, fused=False):
     n, k = pred.shape
     if n == 0:
         raise ValueError("pred is empty (0 rows): a cost needs at least one sample")
-    if target.ndim == 1 and code == CROSS_ENTROPY:
+    if target.ndim == 1 and code in (CROSS_ENTROPY, HINGE, KL_DIVERGENCE):
         if target.shape[0] != n:
             raise ValueError(f"pred has {n} rows but target has {target.shape[0]}")
         t = np.zeros_like(pred)
@@ -217,24 +223,24 @@ def _cost(code, pred, target, fused=False):
     order = cuda.to_device(np.arange(max(n, 1), dtype=np.int64))
     labels = cuda.to_device(np.zeros(1, np.int64))
     launch.cost_rows(delta, rowloss, rowcorrect, cuda.to_device(pred), cuda.to_device(t), labels, order,
-                     0, n, n, code, fused=fused)
+                     0, n, n, code, fused=fused, cparam=param)
     out_l, out_c = cuda.device_array(1, np.float64), cuda.device_array(1, np.int64)
     launch.reduce_rows(out_l, out_c, rowloss, rowcorrect, 0, n)
     return float(out_l.copy_to_host()[0]) / n, delta.copy_to_host()
 
 
-def _value(code, pred, target):
+def _value(code, pred, target, param=1.0):
     _check_cost(code)
-    return _cost(code, pred, target)[0]
+    return _cost(code, pred, target, param=param)[0]
 
 
-def _delta(code, pred, target, fused):
+def _delta(code, pred, target, fused, param=1.0):
     _check_cost(code)
-    return _cost(code, pred, target, fused)[1]
+    return _cost(code, pred, target, fused, param)[1]
 
 
 def _check_cost(code):
-    if code not in (MSE, CROSS_ENTROPY, BCE):
+    if code not in range(len(COST_NAMES)):
         raise ValueError(f"unknown cost code {code}")
 
 
@@ -257,13 +263,28 @@ def _write_back(hosts, devs):
             d.copy_to_host(h)
 
 
-def _update(code, params, grads, s1, s2, hp, n_decay):
+def _update(code, params, grads, s1, s2, s3, hp, n_decay):
     """One flat optimizer step in place (the generic kernel of the named updates)."""
-    states = [a for a in (s1, s2) if a is not None]
-    d = _inplace(params, grads, *states)
-    s1d, s2d = (d[2:] + [None, None])[:2]  # s2 is never used without s1
-    launch.update(code, d[0], d[1], s1d, s2d, hp, n_decay)
-    _write_back([params, *states], [d[0], *d[2:]])
+    given = [a for a in (s1, s2, s3) if a is not None]
+    d = _inplace(params, grads, *given)
+    it = iter(d[2:])
+    s1d, s2d, s3d = (None if a is None else next(it) for a in (s1, s2, s3))
+    launch.update(code, d[0], d[1], s1d, s2d, hp, n_decay, s3=s3d)
+    _write_back([params, *given], [d[0], *d[2:]])
 
 
-globals().update(named_ops(activation_forward, activation_backward, _value, _delta, _update))
+# ------------------------------------------------------------------------- dropout
+
+
+def _dropout(x, key, stream, pos0, p):
+    """Inverted dropout of x (B, n) with the reference's mask (the generic kernel of the named ops)."""
+    x = _float("x", x)
+    _ndim("x", x, 2)
+    B, n = x.shape
+    q = cuda.device_array(B * n, x.dtype)
+    launch.dropout(q, _to_dev(x).reshape(B * n), dropout_stream_key(key, stream), dropout_threshold(float(p)),
+                   dropout_scale(float(p)), int(pos0) * n)
+    return _back(q.reshape(B, n), _is_dev(x))
+
+
+globals().update(named_ops(activation_forward, activation_backward, _value, _delta, _update, _dropout))

@@ -17,9 +17,10 @@ import math
 import numpy as np
 from numba import cuda, float64, from_dtype, int64
 
-from fastnn.kernels.cuda.jit import device_function, kernel
-from fastnn.kernels.layout import (
-    CROSS_ENTROPY, IDENTITY, LEAKY_RELU, MSE, OPT_ADAM, OPT_NESTEROV, OPT_SGD, RELU, SIGMOID, SIGN, TANH)
+from fastnn.kernels.cuda._device import device_functions
+from fastnn.kernels.cuda._rows import ROW_SIGNATURES, row_kernels
+from fastnn.kernels.cuda.jit import kernel
+from fastnn.kernels.layout import IDENTITY
 
 #: Kernel signatures for the PTX compile check; ``{T}`` is replaced by float32/float64.
 SIGNATURES = {
@@ -30,13 +31,10 @@ SIGNATURES = {
     "act_bwd_k": "void({T}[::1], {T}[::1], {T}[::1], int64, {T})",
     "softmax_fwd_k": "void({T}[:, ::1], {T}[:, ::1])",
     "softmax_bwd_k": "void({T}[:, ::1], {T}[:, ::1], {T}[:, ::1])",
-    "cost_rows_k": ("void({T}[:, ::1], float64[::1], int64[::1], {T}[:, ::1], {T}[:, ::1], int64[::1], "
-                    "int64[::1], int64, int64, {T}, int64, int64, int64, {T}, int64)"),
     "reduce_k": "void(float64[::1], int64[::1], float64[::1], int64[::1], int64, int64)",
     "colsum_k": "void({T}[::1], {T}[:, ::1])",
     "gather_k": "void({T}[:, ::1], {T}[:, ::1], int64[::1], int64, int64)",
-    "update_k": ("void(int64, {T}[::1], {T}[::1], {T}[::1], {T}[::1], {T}, {T}, {T}, {T}, {T}, {T}, {T}, {T}, "
-                 "{T}, {T}, int64)"),
+    **ROW_SIGNATURES,
 }
 
 
@@ -57,11 +55,8 @@ def build(dtype, tile, wpt, tpb, fastmath=False):
     """
     DT = np.dtype(dtype).type
     NB = from_dtype(np.dtype(dtype))
-    ZERO, ONE, HALF = DT(0), DT(1), DT(0.5)
-    EPS = DT(np.finfo(DT).eps)
-    ONE_M_EPS = DT(1 - np.finfo(DT).eps)
+    ZERO = DT(0)
     T, W = tile, wpt
-    device = device_function(fastmath)
     BM = T * W  # side of the block's output tile
     TP1, BMP1 = T + 1, BM + 1  # padded shared-tile widths (shapes must be constants)
     TPB = tpb
@@ -73,36 +68,7 @@ def build(dtype, tile, wpt, tpb, fastmath=False):
     # Note: numba-cuda compiles a device function for the *current* GPU's compute
     # capability when a kernel calling it is typed; without a GPU, the PTX check
     # (ptxcheck.py) supplies the target architecture instead.
-    @device
-    def act_fwd(code, x, slope):
-        if code == SIGMOID:
-            # exp(-|x|) never overflows (same rewrite as reference.sigmoid_forward)
-            e = math.exp(-abs(x))
-            if x >= ZERO:
-                return ONE / (ONE + e)
-            return e / (ONE + e)
-        if code == TANH:
-            return math.tanh(x)
-        if code == RELU:
-            return x if x > ZERO else ZERO
-        if code == LEAKY_RELU:
-            return x if x > ZERO else slope * x
-        if code == SIGN:
-            return ONE if x > ZERO else -ONE
-        return x
-
-    @device
-    def act_bwd(code, y, dy, slope):
-        # dx from the activation's OUTPUT y, same operation order as the reference
-        if code == SIGMOID:
-            return dy * y * (ONE - y)
-        if code == TANH:
-            return dy * (ONE - y * y)
-        if code == RELU:
-            return dy if y > ZERO else ZERO
-        if code == LEAKY_RELU:
-            return dy if y > ZERO else slope * dy
-        return dy
+    act_fwd, act_bwd, keep = device_functions(dtype, fastmath)
 
     # -------------------------------------------------------------------- matmuls
     def make_mm(TA, TB):
@@ -211,69 +177,6 @@ def build(dtype, tile, wpt, tpb, fastmath=False):
             for c in range(y.shape[1]):
                 dx[r, c] = y[r, c] * (dy[r, c] - s)
 
-    # ---------------------------------------------------------------------- costs
-    def cost_rows_k(delta, rowloss, rowcorrect, pred, Tg, labels, order, start, n_rows, nf,
-                    code, fused, dact, slope, acc_mode):
-        # Batch row r is sample s = order[start + r]. pred, delta: (n_rows, K); Tg: (N, K)
-        # dense targets; labels: (N,) int64. Writes delta = dJ/dpred (divided by the batch
-        # size nf; through activation dact when >= 0), and at epoch position start + r the
-        # row's loss (its share of batch-mean-loss * batch size) and #correct.
-        for r in range(cuda.grid(1), n_rows, cuda.gridsize(1)):
-            s = order[start + r]
-            K = pred.shape[1]
-            loss = ZERO
-            if code == MSE:
-                for k in range(K):
-                    d = pred[r, k] - Tg[s, k]
-                    loss += d * d
-                    g = d / nf
-                    if dact >= 0:
-                        g = act_bwd(dact, pred[r, k], g, slope)
-                    delta[r, k] = g
-                loss = loss * HALF
-            elif code == CROSS_ENTROPY:
-                mx = pred[r, 0]
-                for k in range(1, K):
-                    mx = max(mx, pred[r, k])
-                se = ZERO
-                for k in range(K):
-                    se += math.exp(pred[r, k] - mx)
-                lse = math.log(se)
-                for k in range(K):
-                    z = pred[r, k] - mx
-                    t = Tg[s, k]
-                    loss -= t * (z - lse)
-                    g = (math.exp(z) / se - t) / nf
-                    if dact >= 0:
-                        g = act_bwd(dact, pred[r, k], g, slope)
-                    delta[r, k] = g
-            else:  # BCE on probabilities, clipped to [eps, 1 - eps] as in the reference
-                for k in range(K):
-                    p = pred[r, k]
-                    t = Tg[s, k]
-                    pc = min(max(p, EPS), ONE_M_EPS)
-                    loss -= t * math.log(pc) + (ONE - t) * math.log(ONE - pc)
-                    if fused:  # through the sigmoid that made p: (p - t) / N
-                        g = (p - t) / nf
-                    else:
-                        g = (pc - t) / (pc * (ONE - pc)) / nf
-                        if dact >= 0:
-                            g = act_bwd(dact, p, g, slope)
-                    delta[r, k] = g
-            c = 0
-            if acc_mode == 1:  # argmax (first maximum, as numpy) against the label
-                best = 0
-                for k in range(1, K):
-                    if pred[r, k] > pred[r, best]:
-                        best = k
-                c = 1 if best == labels[s] else 0
-            elif acc_mode == 2:  # BCE: (p > 0.5) == (t > 0.5) over all outputs
-                for k in range(K):
-                    if (pred[r, k] > HALF) == (Tg[s, k] > HALF):
-                        c += 1
-            rowloss[start + r] = loss
-            rowcorrect[start + r] = c
-
     # ----------------------------------------------------------------- reductions
     def reduce_k(out_loss, out_correct, rowloss, rowcorrect, lo, hi):
         # One block of TPB threads: out_loss[0] = sum(rowloss[lo:hi]), same for correct.
@@ -327,39 +230,8 @@ def build(dtype, tile, wpt, tpb, fastmath=False):
             c = i - r * cols
             xb[r, c] = X[order[start + r], c]
 
-    # ----------------------------------------------------------------- optimizers
-    def update_k(code, p, g, s1, s2, lr, wd, mom, c1, c2, eps, b1, b2, h1, h2, n_decay):
-        # One step of optimizer ``code`` (layout.OPT_*), in place; the scalars are the
-        # hp vector's slots (kernels/layout.py). Weight decay g + wd * p applies to the
-        # first n_decay entries (the weights). The code is the same for every thread, so
-        # the branches never diverge. Formulas and their order are the reference's.
-        for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
-            gi = g[i]
-            if i < n_decay:
-                gi = gi + wd * p[i]
-            if code == OPT_SGD:
-                p[i] = p[i] - lr * gi
-            elif code == OPT_ADAM:
-                # m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr (m/h1) / (sqrt(v/h2) + eps)
-                mi = s1[i] * b1
-                mi = mi + c1 * gi
-                vi = s2[i] * b2
-                vi = vi + c2 * gi * gi
-                s1[i] = mi
-                s2[i] = vi
-                p[i] = p[i] - lr * (mi / h1) / (math.sqrt(vi / h2) + eps)
-            else:
-                # v = mom v - lr g; p += v (seed 003), or p += mom v - lr g (Nesterov)
-                vi = s1[i] * mom
-                vi = vi - lr * gi
-                s1[i] = vi
-                if code == OPT_NESTEROV:
-                    p[i] = p[i] + (mom * vi - lr * gi)
-                else:
-                    p[i] = p[i] + vi
-
-    for f in (act_fwd_k, act_bwd_k, softmax_fwd_k, softmax_bwd_k, cost_rows_k, reduce_k,
-              colsum_k, gather_k, update_k):
+    for f in (act_fwd_k, act_bwd_k, softmax_fwd_k, softmax_bwd_k, reduce_k, colsum_k, gather_k):
         pyfuncs[f.__name__] = f
+    pyfuncs.update(row_kernels(dtype, act_bwd, keep))
     kernels = {name: kernel(f, fastmath) for name, f in pyfuncs.items()}
     return kernels, pyfuncs

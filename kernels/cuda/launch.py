@@ -128,20 +128,21 @@ def softmax_backward(dx, y, dy, stream=0):
 
 
 def cost_rows(delta, rowloss, rowcorrect, pred, T, labels, order, start, n_rows, n_div,
-              code, fused=False, dact=-1, slope=0.0, acc_mode=0, stream=0):
+              code, fused=False, dact=-1, slope=0.0, acc_mode=0, cparam=1.0, stream=0):
     """Per-row loss, #correct and gradient of one batch (see ``_kernels.cost_rows_k``).
 
     Batch row r is sample ``order[start + r]`` of the dense targets T (N, K) and
     ``labels`` (N,); ``delta[r]`` gets dJ/dpred (divided by ``n_div``, through the
     activation ``dact`` when >= 0) and ``rowloss[start + r]``/``rowcorrect[start + r]``
     the row's loss and correct count. acc_mode: 0 none, 1 argmax vs label, 2 BCE.
+    ``cparam``: Huber's delta.
     """
     if n_rows:
         blocks, tpb = _grid1(n_rows)
         dt = pred.dtype.type
         kernels(pred.dtype)["cost_rows_k"][blocks, tpb, stream](
             delta, rowloss, rowcorrect, pred, T, labels, order, int(start), int(n_rows),
-            dt(n_div), int(code), int(bool(fused)), int(dact), dt(slope), int(acc_mode))
+            dt(n_div), int(code), int(bool(fused)), int(dact), dt(slope), int(acc_mode), dt(cparam))
 
 
 def reduce_rows(out_loss, out_correct, rowloss, rowcorrect, lo, hi, stream=0):
@@ -157,11 +158,30 @@ def gather_rows(xb, X, order, start, n_rows, stream=0):
         kernels(X.dtype)["gather_k"][blocks, tpb, stream](xb, X, order, int(start), int(n_rows))
 
 
-def update(code, params, grads, s1, s2, hp, n_decay, stream=0):
+def dropout(q, y, skey, thr, scale, c0, stream=0):
+    """q = y * scale where Dropout keeps each unit (counter ``c0 + i``), else 0; flat (n,)."""
+    n = y.shape[0]
+    if n:
+        blocks, tpb = _grid1(n)
+        kernels(y.dtype)["drop_k"][blocks, tpb, stream](q, y, np.uint64(skey), np.uint64(thr),
+                                                        y.dtype.type(scale), int(c0))
+
+
+def dropout_backward(d, v, code, slope, skey, thr, scale, c0, stream=0):
+    """d = act_bwd(code, v, d * mask * scale) in place (``code`` IDENTITY: the mask only); flat (n,)."""
+    n = d.shape[0]
+    if n:
+        blocks, tpb = _grid1(n)
+        dt = d.dtype.type
+        kernels(d.dtype)["drop_bwd_k"][blocks, tpb, stream](d, v, int(code), dt(slope), np.uint64(skey),
+                                                            np.uint64(thr), dt(scale), int(c0))
+
+
+def update(code, params, grads, s1, s2, hp, n_decay, s3=None, stream=0):
     """One step of optimizer ``code`` in place on flat device vectors (``update_k``).
 
     ``hp`` is the host hyper-parameter vector in :mod:`fastnn.kernels.layout`'s order
-    (Adam's bias corrections already in it: the step count is host state); ``s1``/``s2``
+    (the per-step scalars already in it: the step count is host state); ``s1``/``s2``/``s3``
     are the state buffers (any 1-element device array when unused).
     """
     n = params.shape[0]
@@ -171,4 +191,4 @@ def update(code, params, grads, s1, s2, hp, n_decay, stream=0):
         d1 = dummies(params.dtype)[0]
         kernels(params.dtype)["update_k"][blocks, tpb, stream](
             int(code), params, grads, d1 if s1 is None else s1, d1 if s2 is None else s2,
-            *(dt(hp[k]) for k in range(N_HP)), int(n_decay))
+            d1 if s3 is None else s3, *(dt(hp[k]) for k in range(N_HP)), int(n_decay))
