@@ -1,6 +1,6 @@
 """The ``fastnn`` command (also ``python -m fastnn``).
 
-Commands: ``demo``, ``train``, ``evaluate``, ``predict``, ``bench``, ``info``; each
+Commands: ``demo``, ``train``, ``evaluate``, ``predict``, ``export``, ``bench``, ``info``; each
 has ``--help``. A user mistake (a missing file, a bad layer list, an unknown option
 value, layer sizes that do not fit the data) prints a message saying what is wrong
 (one line, or a few for a long explanation such as where MNIST was looked for) and
@@ -17,6 +17,7 @@ import sys
 from fastnn.cli._common import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from fastnn.cli.data import load_data
 from fastnn.cli.demo import cmd_demo
+from fastnn.cli.export import cmd_export
 from fastnn.cli.info import cmd_bench, cmd_info, cmd_warmup
 from fastnn.cli.parser import ACTIVATIONS, BACKENDS, COSTS, DEMOS, OPTIMIZERS, build_parser
 from fastnn.cli.train import build_net, cmd_evaluate, cmd_predict, cmd_train, parse_layers
@@ -26,6 +27,7 @@ __all__ = [
     "ACTIVATIONS", "COSTS", "OPTIMIZERS", "BACKENDS", "DEMOS",
     "load_data", "parse_layers", "build_net",
     "cmd_demo", "cmd_train", "cmd_evaluate", "cmd_predict", "cmd_bench", "cmd_info", "cmd_warmup",
+    "cmd_export",
 ]
 
 
@@ -50,7 +52,7 @@ def main(argv=None):
             return exc.code if isinstance(exc.code, int) else 0
         if args.command is None:
             raise UsageError("choose a command: " + ", ".join(
-                ("demo", "train", "evaluate", "predict", "bench", "info", "warmup")) + " (fastnn --help)")
+                ("demo", "train", "evaluate", "predict", "export", "bench", "info", "warmup")) + " (fastnn --help)")
         return args.func(args)
     except BrokenPipeError:
         # `fastnn predict ... | head`: the reader left; stop quietly, as Unix tools do.

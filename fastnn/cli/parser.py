@@ -121,6 +121,15 @@ def build_parser():
                    help="precision to compile for (default: float32, the networks' default)")
     w.set_defaults(func=cli.cmd_warmup)
 
+    x = sub.add_parser("export", help="write a saved model as an ONNX graph",
+                       description="Write a fastnn model file as a standard ONNX graph (Gemm/MatMul and the "
+                       "activations; Dropout left out; dynamic batch dimension). Needs the onnx package.")
+    x.add_argument("model", metavar="MODEL", help="a .safetensors model file written by fastnn")
+    x.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
+    x.add_argument("--softmax", action="store_true", help="end the graph with a softmax (probabilities)")
+    x.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17; 20+ writes Gelu nodes)")
+    x.set_defaults(func=cli.cmd_export)
+
     i = sub.add_parser("info", help="version, backends, threads, GPU, numba cache",
                        description="Show the fastnn version, which backends work here (and why not), "
                        "threads, the GPU and the numba cache directory.")
