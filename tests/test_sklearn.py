@@ -14,6 +14,8 @@ from sklearn.base import clone  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
+import fastnn.sklearn as fsk  # noqa: E402
+import sklearn.neural_network as snn  # noqa: E402
 from fastnn.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 # Small models and few epochs keep the ~100 checks fast; they still learn the
@@ -28,7 +30,9 @@ def _expected_failed(estimator):
     return EXPECTED_FAILED.get(type(estimator).__name__, {})
 
 
-@parametrize_with_checks([MLPClassifier(**CHECK_PARAMS), MLPRegressor(**CHECK_PARAMS)],
+@parametrize_with_checks([MLPClassifier(**CHECK_PARAMS), MLPRegressor(**CHECK_PARAMS),
+                          MLPClassifier(dtype="float32", **CHECK_PARAMS), MLPRegressor(dtype="float32", **CHECK_PARAMS),
+                          MLPClassifier(solver="lbfgs", **CHECK_PARAMS)],
                          expected_failed_checks=_expected_failed)
 def test_sklearn_compatible_estimator(estimator, check):
     with warnings.catch_warnings():
@@ -68,7 +72,7 @@ def test_same_parameters_and_defaults_as_sklearn(ours, theirs):
     mine = getattr(fsk, ours)().get_params()
     ref = getattr(snn, theirs)().get_params()
     assert mine.pop("backend") == "auto"
-    assert mine.pop("dtype") == "float32"
+    assert mine.pop("dtype") is None  # follow X, as scikit-learn does
     assert mine == ref
 
 
@@ -90,10 +94,44 @@ def test_pipeline_drop_in_matches_sklearn_accuracy():
     assert abs(acc["fastnn"] - acc["sklearn"]) < 0.03, acc
 
 
-def test_lbfgs_raises_naming_the_alternatives():
+@pytest.mark.parametrize("Est", ["MLPClassifier", "MLPRegressor"])
+@pytest.mark.parametrize("activation", ["logistic", "tanh", "relu"])
+def test_lbfgs_follows_sklearns_lbfgs(Est, activation):
+    """The same start (scikit-learn's random stream), loss and gradient: L-BFGS-B takes the same
+    steps, so the final loss agrees to 1% (observed: to 1e-6) and n_iter_ too."""
+    import warnings
+
     X, y = _digits()
-    with pytest.raises(ValueError, match="lbfgs.*'adam'.*'sgd'"):
-        MLPClassifier(solver="lbfgs").fit(X[:50], y[:50])
+    X, y = X[:300], (y[:300] if Est == "MLPClassifier" else y[:300] / 9.0)
+    kw = dict(solver="lbfgs", hidden_layer_sizes=(20,), activation=activation, max_iter=60, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter, in both
+        ours = getattr(fsk, Est)(**kw).fit(X, y)
+        ref = getattr(snn, Est)(**kw).fit(X, y)
+    assert ours.loss_ == pytest.approx(ref.loss_, rel=1e-2)
+    assert abs(ours.n_iter_ - ref.n_iter_) <= 2
+    assert not hasattr(ours, "partial_fit") and not hasattr(ours, "loss_curve_")
+    assert ours.score(X, y) == pytest.approx(ref.score(X, y), abs=0.02)
+
+
+def test_lbfgs_gradient_matches_finite_differences():
+    X, y = _digits()
+    clf = MLPClassifier(solver="lbfgs", hidden_layer_sizes=(7,), alpha=1e-3, max_iter=1, random_state=0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X[:40].astype(np.float64), y[:40])
+    Y = clf._label_binarizer.transform(y[:40])
+    theta = np.concatenate([c.ravel() for c in clf.coefs_ + clf.intercepts_])
+    loss, grad = clf._loss_grad_lbfgs(theta, X[:40], Y)
+    idx = np.random.default_rng(0).choice(theta.size, 40, replace=False)
+    num = []
+    for i in idx:
+        e = np.zeros_like(theta)
+        e[i] = 1e-6
+        num.append((clf._loss_grad_lbfgs(theta + e, X[:40], Y)[0] - clf._loss_grad_lbfgs(theta - e, X[:40], Y)[0]) / 2e-6)
+    np.testing.assert_allclose(num, grad[idx], rtol=1e-5, atol=1e-9)
 
 
 @pytest.mark.parametrize("params, match", [(dict(dtype="float16"), "dtype"), (dict(backend="gpu"), "backend"),
@@ -113,7 +151,7 @@ def test_fitted_attributes_multiclass():
     clf = MLPClassifier(hidden_layer_sizes=(16, 8), max_iter=5, random_state=0).fit(X, y)
     assert [c.shape for c in clf.coefs_] == [(64, 16), (16, 8), (8, 10)]
     assert [b.shape for b in clf.intercepts_] == [(16,), (8,), (10,)]
-    assert clf.coefs_[0].dtype == np.float32
+    assert clf.coefs_[0].dtype == X.dtype  # the weights follow X's dtype, as in scikit-learn
     assert clf.n_layers_ == 4 and clf.n_outputs_ == 10 and clf.out_activation_ == "softmax"
     assert clf.n_features_in_ == 64 and list(clf.classes_) == list(range(10))
     assert clf.n_iter_ == 5 and clf.t_ == 5 * len(X) and len(clf.loss_curve_) == 5
@@ -304,9 +342,13 @@ def test_early_stopping_restores_the_best_weights():
     X, y = _digits()
     clf = MLPClassifier(hidden_layer_sizes=(8,), early_stopping=True, validation_fraction=0.2, max_iter=30,
                         learning_rate_init=0.05, random_state=0).fit(X[:500], y[:500])
-    # Rebuild the validation split: fit seeds its Generator with 4 draws from
-    # check_random_state(random_state), then splits with that RandomState, as scikit-learn does.
+    # Rebuild the validation split: fit draws the initial weights from
+    # check_random_state(random_state) as scikit-learn does (each layer's W, then its b), then
+    # 4 integers seeding its shuffles, then splits with that RandomState.
     rs = np.random.RandomState(0)
+    for fan_in, fan_out in ((64, 8), (8, 10)):
+        rs.uniform(size=(fan_in, fan_out))
+        rs.uniform(size=fan_out)
     rs.randint(0, 2**31 - 1, size=4)
     _, Xv, _, yv = train_test_split(X[:500], y[:500], random_state=rs, test_size=0.2)
     assert len(clf.validation_scores_) == clf.n_iter_ and clf.n_iter_ > 1

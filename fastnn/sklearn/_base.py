@@ -23,6 +23,41 @@ _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 # -- the shared estimator -------------------------------------------------------------------
 
+def _stochastic_solver(est):
+    """partial_fit exists for the stochastic solvers only, as in scikit-learn."""
+    if est.solver not in ("sgd", "adam"):
+        raise AttributeError(f"partial_fit is only available for stochastic optimizers. {est.solver} is not "
+                             "stochastic.")
+    return True
+
+
+class _OptimizerView:
+    """``_optimizer``: the fastnn optimizer that trains, seen as scikit-learn's optimizer
+    object (its ``learning_rate``: the step size of the current iteration; Adam's includes
+    the bias correction, as in ``sklearn.neural_network._stochastic_optimizers``)."""
+
+    def __init__(self, optimizer, est):
+        self.optimizer, self._est = optimizer, est
+
+    @property
+    def learning_rate(self):
+        o = self.optimizer
+        if getattr(o, "kind", "") == "adam" and o.t:
+            return o.lr * np.sqrt(1 - o.beta2 ** o.t) / (1 - o.beta1 ** o.t)
+        return o.lr
+
+    def __getattr__(self, name):
+        if "optimizer" not in self.__dict__:  # unpickling: attributes not restored yet
+            raise AttributeError(name)
+        return getattr(self.__dict__["optimizer"], name)
+
+    def __setattr__(self, name, value):
+        if name in ("optimizer", "_est"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.optimizer, name, value)
+
+
 def _param_constraints():
     if Interval is None:  # pragma: no cover
         return {}
@@ -51,7 +86,7 @@ def _param_constraints():
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left"), Options(numbers.Real, {np.inf})],
         "max_fun": [Interval(numbers.Integral, 1, None, closed="left")],
         "backend": [StrOptions(set(BACKENDS) | {"auto"}), None],
-        "dtype": "no_validation",  # checked in _net_dtype with a clearer message
+        "dtype": "no_validation",  # checked in _net_dtype with a clearer message (None: follow X)
     }
 
 
@@ -65,7 +100,7 @@ class _BaseMLP(BaseEstimator):
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
                  warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 n_iter_no_change=10, max_fun=15000, backend="auto", dtype="float32"):
+                 n_iter_no_change=10, max_fun=15000, backend="auto", dtype=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -97,12 +132,8 @@ class _BaseMLP(BaseEstimator):
         """Validate every hyper-parameter (at fit time, as scikit-learn does)."""
         if hasattr(self, "_validate_params") and self._parameter_constraints:
             self._validate_params()
-        if self.solver == "lbfgs":
-            raise ValueError(
-                "solver='lbfgs' is not supported by fastnn.sklearn (fastnn trains with minibatches); "
-                "use solver='adam' or solver='sgd', or sklearn.neural_network for L-BFGS")
-        if self.solver not in ("sgd", "adam"):
-            raise ValueError(f"solver must be 'adam' or 'sgd', got {self.solver!r}")
+        if self.solver not in ("sgd", "adam", "lbfgs"):
+            raise ValueError(f"solver must be 'adam', 'sgd' or 'lbfgs', got {self.solver!r}")
         self._net_dtype()
         self._ops()  # an unavailable backend raises BackendUnavailable before anything changes
         hidden = self._hidden_sizes()
@@ -121,8 +152,14 @@ class _BaseMLP(BaseEstimator):
             out.append(int(v))
         return out
 
-    def _net_dtype(self):
+    def _net_dtype(self, X=None):
+        """The weights' dtype: ``dtype``, or with ``dtype=None`` (the default) X's floating
+        dtype, as scikit-learn does (float32 stays float32; anything else is float64)."""
         dt = self.dtype
+        if dt is None:
+            if X is None:
+                return None
+            return np.float32 if X.dtype == np.float32 else np.float64
         if isinstance(dt, str) and dt in _DTYPES:
             return _DTYPES[dt]
         try:
@@ -150,7 +187,9 @@ class _BaseMLP(BaseEstimator):
 
     def _init_weights(self, net, rng):
         """scikit-learn's Glorot-uniform start: W and b ~ U(-r, r),
-        r = sqrt(f / (fan_in + fan_out)), f = 2 for logistic hidden units, else 6."""
+        r = sqrt(f / (fan_in + fan_out)), f = 2 for logistic hidden units, else 6, drawn from
+        the RandomState ``rng`` in scikit-learn's order (each layer's W, then its b), so that a
+        given ``random_state`` starts from scikit-learn's very weights."""
         factor = 2.0 if self.activation == "logistic" else 6.0
         for lin in net.linears:
             bound = np.sqrt(factor / (lin.insize + lin.outsize))
@@ -230,10 +269,11 @@ class _BaseMLP(BaseEstimator):
         X = _validate_data(self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32),
                            reset=False)
         net = self._current_net()
+        out_dtype = X.dtype  # outputs in X's floating dtype (float32 stays float32), as scikit-learn
         X = self._to_net_input(X, net.dtype)
         ops = self._ops()
         with _limit_threads(ops):
-            return ops.predict(net, X, None)
+            return ops.predict(net, X, None).astype(out_dtype, copy=False)
 
     # -- fitting -------------------------------------------------------------------------
     def _make_optimizer(self, batch_size):
@@ -256,6 +296,10 @@ class _BaseMLP(BaseEstimator):
         self._link(net)
         self.__dict__.pop("_optimizer", None)
         self._best_params = net.params.copy()
+        for name in ("loss_curve_", "validation_scores_", "best_validation_score_", "best_loss_"):
+            self.__dict__.pop(name, None)  # from an earlier fit with another solver
+        if self.solver == "lbfgs":  # scikit-learn keeps no curve or stopping state for L-BFGS
+            return
         self.loss_curve_ = []
         self._no_improvement_count = 0
         if self.early_stopping:
@@ -278,12 +322,9 @@ class _BaseMLP(BaseEstimator):
         n_samples, n_features = X.shape
         layer_units = [n_features] + hidden + [Y.shape[1]]
         random_state = check_random_state(self.random_state)
-        # A Generator seeded from random_state: weights, shuffling and the split are
-        # reproducible for an int random_state, as in scikit-learn.
-        rng = np.random.default_rng(random_state.randint(0, 2**31 - 1, size=4))
-        dtype = self._net_dtype()
-        if first_pass:
-            self._initialize(Y.shape[1], layer_units, dtype, rng)
+        dtype = self._net_dtype(X)
+        if first_pass:  # the weights first, from random_state, as scikit-learn draws them
+            self._initialize(Y.shape[1], layer_units, dtype, random_state)
         else:
             self._relink()
             have = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
@@ -292,15 +333,19 @@ class _BaseMLP(BaseEstimator):
                                  f"fitted {have}, now {layer_units}; set warm_start=False to start over")
             if self.n_outputs_ != Y.shape[1]:
                 raise ValueError(f"y has {Y.shape[1]} outputs but the fitted model has {self.n_outputs_}")
+        # then a Generator seeded from it for the shuffles: reproducible for an int random_state
+        rng = np.random.default_rng(random_state.randint(0, 2**31 - 1, size=4))
         net = self._net
         if net.dtype != dtype:
             self._link(net.astype(dtype))
             net = self._net
             self.__dict__.pop("_optimizer", None)
         X = self._to_net_input(X, net.dtype)
+        if self.solver == "lbfgs":
+            return self._fit_lbfgs(net, X, Y)
 
         if self.early_stopping:
-            stratify = self._stratify_labels(Y) if self.n_outputs_ == 1 else None
+            stratify = self._stratify_labels(Y) if self.n_outputs_ == 1 else None  # never multilabel
             idx_train, idx_val = train_test_split(np.arange(n_samples), random_state=random_state,
                                                   test_size=self.validation_fraction, stratify=stratify)
             if len(idx_val) < 2:
@@ -319,10 +364,13 @@ class _BaseMLP(BaseEstimator):
             batch_size = int(np.clip(self.batch_size, 1, n_train))
 
         opt = self.__dict__.get("_optimizer")
+        if opt is not None and not isinstance(opt, _OptimizerView):  # pickled before _OptimizerView
+            opt = self._optimizer = _OptimizerView(opt, self)
         if not incremental or opt is None:
-            opt = self._optimizer = self._make_optimizer(batch_size)
+            opt = self._optimizer = _OptimizerView(self._make_optimizer(batch_size), self)
         else:
             opt.weight_decay = float(self.alpha) / batch_size
+        opt = opt.optimizer
         cost = self._cost()
         targets = self._train_targets(Y_train, net.dtype)
         trainer = Trainer(net, cost, opt, batch_size=batch_size, backend=self.backend,
@@ -334,7 +382,8 @@ class _BaseMLP(BaseEstimator):
                 remaining = 1 if incremental else self.max_iter - self.n_iter_
                 if remaining <= 0:
                     break
-                hist = trainer.fit(X_train, targets, epochs=remaining, callbacks=[ctrl])
+                # scikit-learn trains on through NaN and judges the weights at the end
+                hist = trainer.fit(X_train, targets, epochs=remaining, callbacks=[ctrl], on_nonfinite="ignore")
                 if getattr(hist, "interrupted", False):
                     warnings.warn("Training interrupted by user.")
                     break
@@ -342,9 +391,37 @@ class _BaseMLP(BaseEstimator):
                     break
         if self.early_stopping:  # scikit-learn keeps the weights with the best validation score
             net.params[...] = self._best_params
+        self._check_finite(net)
+        return self
+
+    @staticmethod
+    def _check_finite(net):
         if not np.all(np.isfinite(net.params)):
             raise ValueError("Solver produced non-finite parameter weights. The input data may contain "
                              "large values and need to be preprocessed.")
+
+    def _loss_grad_lbfgs(self, packed, X, y, sample_weight=None, *buffers):
+        """scikit-learn's ``_loss_grad_lbfgs``: (loss, grad) at the packed weights ``packed``
+        (its packing is fastnn's flat buffer: every W row-major, then every b) for the
+        binarized targets ``y``; the other buffers of scikit-learn's signature are unused."""
+        from fastnn.sklearn._lbfgs import LossGrad
+
+        net = self._current_net()
+        cost = self._cost()
+        Y = np.asarray(y)
+        Y = Y.reshape(-1, 1) if Y.ndim == 1 else Y
+        targets = cost.prepare(self._train_targets(Y, net.dtype), net.outsize, net.dtype)
+        X = self._to_net_input(np.asarray(X), net.dtype)
+        return LossGrad(self, net, cost, X, targets, self._ops())(np.asarray(packed, np.float64))
+
+    def _fit_lbfgs(self, net, X, Y):
+        from fastnn.sklearn._lbfgs import fit_lbfgs
+
+        ops, cost = self._ops(), self._cost()
+        targets = cost.prepare(self._train_targets(Y, net.dtype), net.outsize, net.dtype)
+        with _limit_threads(ops):
+            fit_lbfgs(self, net, cost, X, targets, ops)
+        self._check_finite(net)
         return self
 
     def _update_no_improvement_count(self, val, net):

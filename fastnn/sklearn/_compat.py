@@ -8,6 +8,7 @@ try:
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import LabelBinarizer
     from sklearn.utils import check_random_state, column_or_1d
+    from sklearn.utils.metaestimators import available_if
     from sklearn.utils.multiclass import type_of_target, unique_labels
     from sklearn.utils.validation import check_is_fitted
 except ImportError as _exc:  # pragma: no cover - exercised only without scikit-learn
@@ -29,5 +30,5 @@ __all__ = [
     "BaseEstimator", "ClassifierMixin", "RegressorMixin", "ConvergenceWarning", "accuracy_score",
     "r2_score", "train_test_split", "LabelBinarizer", "check_random_state", "column_or_1d",
     "type_of_target", "unique_labels", "check_is_fitted", "_validate_data", "Interval", "Options",
-    "StrOptions",
+    "StrOptions", "available_if",
 ]

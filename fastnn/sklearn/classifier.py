@@ -4,9 +4,9 @@ import numpy as np
 
 from fastnn.costs import BCE, CrossEntropy
 from fastnn.kernels.reference import softmax_forward as _softmax
-from fastnn.sklearn._base import _BaseMLP
+from fastnn.sklearn._base import _BaseMLP, _stochastic_solver
 from fastnn.sklearn._compat import (
-    ClassifierMixin, LabelBinarizer, _validate_data, accuracy_score, column_or_1d, type_of_target,
+    ClassifierMixin, LabelBinarizer, _validate_data, accuracy_score, available_if, column_or_1d, type_of_target,
     unique_labels)
 
 
@@ -71,7 +71,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return Y.astype(dtype)
 
     def _stratify_labels(self, Y):
-        return Y[:, 0]
+        # scikit-learn stratifies on the binarized (n, K) bool targets, so its error messages
+        # name classes as 'True' and 'False'
+        return Y
 
     def _val_targets(self, Y):
         return self._label_binarizer.inverse_transform(Y)
@@ -93,7 +95,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def predict_proba(self, X):
         """Class probabilities (n_samples, n_classes) in the order of ``classes_``
         (for multilabel targets, each label's probability)."""
-        out = self._forward(X).astype(np.float64)
+        out = self._forward(X)  # in the weights' dtype (X's, by default)
         if self.out_activation_ == "softmax":
             return _softmax(out)
         if self.n_outputs_ == 1:
@@ -107,6 +109,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         with np.errstate(divide="ignore"):
             return np.log(p, out=p)
 
+    @available_if(_stochastic_solver)
     def partial_fit(self, X, y, classes=None):
         """One epoch over ``X``, ``y``, continuing from the current state.
 

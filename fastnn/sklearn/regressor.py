@@ -3,8 +3,9 @@
 import numpy as np
 
 from fastnn.costs import MSE
-from fastnn.sklearn._base import _BaseMLP
-from fastnn.sklearn._compat import RegressorMixin, StrOptions, _validate_data, column_or_1d, r2_score
+from fastnn.sklearn._base import _BaseMLP, _stochastic_solver
+from fastnn.sklearn._compat import (
+    RegressorMixin, StrOptions, _validate_data, available_if, column_or_1d, r2_score)
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
@@ -28,7 +29,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
                  warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
-                 max_fun=15000, backend="auto", dtype="float32"):
+                 max_fun=15000, backend="auto", dtype=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
             batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -78,10 +79,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return r2_score(y, out.ravel() if out.shape[1] == 1 else out)
 
     def predict(self, X):
-        """Predicted values (float64), (n_samples,) or (n_samples, n_outputs)."""
-        out = self._forward(X).astype(np.float64, copy=False)
+        """Predicted values in the weights' dtype, (n_samples,) or (n_samples, n_outputs)."""
+        out = self._forward(X)
         return out.ravel() if out.shape[1] == 1 else out
 
+    @available_if(_stochastic_solver)
     def partial_fit(self, X, y):
         """One epoch over ``X``, ``y``, continuing from the current state."""
         return self._fit(X, y, incremental=True)
