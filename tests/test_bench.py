@@ -30,6 +30,7 @@ def test_quick_run_writes_table_and_json(tmp_path, capsys):
     assert rc == bench.EXIT_OK
     printed = capsys.readouterr().out
     assert "| config |" in printed and "a. 784-50-10 sigmoid" in printed
+    assert "Smoke test (--quick)" in printed and " target " not in printed.split("Time to accuracy")[0]
     assert "Time to accuracy" in printed
 
     res = json.loads(out.read_text())

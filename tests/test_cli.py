@@ -156,9 +156,15 @@ def test_info(capsys):
 def test_bench_forwards_its_arguments(capsys, monkeypatch):
     seen = []
     monkeypatch.setitem(sys.modules, "fastnn.bench",
-                        types.SimpleNamespace(main=lambda argv: seen.append(argv) or 0))
+                        types.SimpleNamespace(main=lambda argv, prog: seen.append((argv, prog)) or 0))
     assert cli.main(["bench", "--quick", "--help"]) == 0
-    assert seen == [["--quick", "--help"]]
+    assert seen == [(["--quick", "--help"], "fastnn bench")]
+
+
+def test_bench_help_names_itself(capsys):
+    assert cli.main(["bench", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: fastnn bench") and "python -m fastnn.bench" not in out.split("\n")[0]
 
 
 def test_bench_missing_is_a_clear_message(capsys, monkeypatch):

@@ -76,9 +76,9 @@ def default_threads():
         return os.cpu_count() or 1
 
 
-def build_parser():
+def build_parser(prog="python -m fastnn.bench"):
     p = argparse.ArgumentParser(
-        prog="python -m fastnn.bench",
+        prog=prog,
         description="Whole-epoch MNIST benchmark: fastnn vs a plain NumPy loop vs PyTorch CPU "
                     "(results checked against the reference before timing).")
     p.add_argument("--config", default="a,b,c",
@@ -372,10 +372,11 @@ def _default_out():
     return os.path.join("bench-results", f"bench-{stamp}.json")
 
 
-def main(argv=None):
-    """Command-line entry point (``python -m fastnn.bench``, ``fastnn bench``); returns the exit status."""
+def main(argv=None, prog="python -m fastnn.bench"):
+    """Command-line entry point (``python -m fastnn.bench``, ``fastnn bench``: ``prog`` names it
+    in --help and errors); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     args._argv = argv
     if args.backend == "cuda":
         return _dispatch_cuda(argv)

@@ -19,7 +19,7 @@ def cmd_bench(args):
              file=sys.stderr)
         return 1
     try:
-        return bench.main(list(args.bench_args)) or 0
+        return bench.main(list(args.bench_args), prog="fastnn bench") or 0
     except SystemExit as exc:  # its own argparse (--help, usage errors)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
 
