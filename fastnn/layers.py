@@ -198,11 +198,23 @@ class Activation(Layer):
 
     code = None
     slope = 0.0
+    #: Name of the activation's one parameter, if it has one (``"slope"``, ``"alpha"``, ``"beta"``).
+    param_name = None
 
     @property
     def param(self):
-        """The parameter the kernels take (LeakyReLU's slope, ELU's alpha, Softplus's beta)."""
-        return self.slope
+        """The parameter the kernels take (LeakyReLU's slope, ELU's alpha, Softplus's beta; else 0)."""
+        return getattr(self, self.param_name) if self.param_name else self.slope
+
+    def config(self):
+        cfg = {"type": type(self).__name__}
+        if self.param_name:
+            cfg[self.param_name] = self.param
+        return cfg
+
+    def __repr__(self):
+        arg = f"{self.param_name}={self.param}" if self.param_name else ""
+        return f"{type(self).__name__}({arg})"
 
     @property
     def needs_input(self):
@@ -257,17 +269,12 @@ class LeakyReLU(Activation):
     """
 
     code = _ref.LEAKY_RELU
+    param_name = "slope"
 
     def __init__(self, slope=0.01):
         if not (np.isfinite(slope) and slope >= 0):
             raise ValueError(f"LeakyReLU slope must be a finite number >= 0, got {slope!r}")
         self.slope = float(slope)
-
-    def config(self):
-        return {"type": "LeakyReLU", "slope": self.slope}
-
-    def __repr__(self):
-        return f"LeakyReLU(slope={self.slope})"
 
 
 class Softmax(Activation):
@@ -301,19 +308,10 @@ class ELU(Activation):
     """
 
     code = _ref.ELU
+    param_name = "alpha"
 
     def __init__(self, alpha=1.0):
         self.alpha = _finite_nonneg("ELU alpha", alpha)
-
-    @property
-    def param(self):
-        return self.alpha
-
-    def config(self):
-        return {"type": "ELU", "alpha": self.alpha}
-
-    def __repr__(self):
-        return f"ELU(alpha={self.alpha})"
 
 
 class Softplus(Activation):
@@ -326,21 +324,12 @@ class Softplus(Activation):
     """
 
     code = _ref.SOFTPLUS
+    param_name = "beta"
 
     def __init__(self, beta=1.0):
         self.beta = _finite_nonneg("Softplus beta", beta)
         if self.beta == 0:
             raise ValueError("Softplus beta must be > 0, got 0")
-
-    @property
-    def param(self):
-        return self.beta
-
-    def config(self):
-        return {"type": "Softplus", "beta": self.beta}
-
-    def __repr__(self):
-        return f"Softplus(beta={self.beta})"
 
 
 class GELU(Activation):

@@ -8,27 +8,17 @@ on every backend and nothing is stored between the forward and the backward pass
 
 import numpy as np
 
+from fastnn.kernels import formulas
 from fastnn.kernels.cpu.jit import jit
 
-# splitmix64's constants; every operand is uint64 (an int64 would promote the arithmetic to float64)
-_G = np.uint64(0x9E3779B97F4A7C15)
-_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-_S11, _S27, _S30, _S31 = np.uint64(11), np.uint64(27), np.uint64(30), np.uint64(31)
-_ONE = np.uint64(1)
-
-
-@jit
-def mix64(z):
-    """splitmix64's output function of a uint64 (wrapping)."""
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
+#: splitmix64's output function and the keep test (:mod:`fastnn.kernels.formulas`), compiled
+mix64, _keep = jit(formulas.mix64), jit(formulas.dropout_keep)
 
 
 @jit
 def stream_key(key, stream):
     """The key of Dropout number ``stream`` (its position in the network) this epoch."""
-    return mix64(np.uint64(key) + np.uint64(stream + 1) * _G)
+    return mix64(np.uint64(key) + np.uint64(stream + 1) * formulas.GOLDEN)
 
 
 @jit
@@ -42,8 +32,7 @@ def dropout_row(q, y, skey, thr, scale, c0):
     t = np.uint64(thr)
     c = np.uint64(c0)
     for j in range(y.shape[0]):
-        u = mix64(skey + (c + np.uint64(j) + _ONE) * _G)
-        q[j] = y[j] * s if (u >> _S11) >= t else zero
+        q[j] = y[j] * s if _keep(skey, c + np.uint64(j), t) else zero
 
 
 @jit

@@ -17,7 +17,7 @@ from fastnn.kernels.cpu.jit import jit
 from fastnn.kernels.cpu.linear import (
     bwd_bias, bwd_input_par, bwd_weight_par, bwd_weight_rows, fwd_par, fwd_rows)
 from fastnn.kernels.cpu.dropout import dropout_rows
-from fastnn.kernels.cpu.rows import act_backward_row, act_forward_row, cost_grad_row, cost_row
+from fastnn.kernels.cpu.rows import act_backward_row, act_forward_row, cost_grad_row, cost_row, max_lse
 from fastnn.kernels.cpu.update import update_flat
 from fastnn.kernels.layout import (  # noqa: F401  (the codes, re-exported as the reference's)
     BCE, CROSS_ENTROPY, ELU, GELU, GELU_TANH, HINGE, HUBER, IDENTITY, KL_DIVERGENCE, L1, LEAKY_RELU, MSE,
@@ -91,14 +91,7 @@ def _log_softmax(Y):
     # Y: (N, C) scores -> log softmax in place
     for n in range(Y.shape[0]):
         y = Y[n]
-        m = y[0]
-        for j in range(1, y.shape[0]):
-            if y[j] > m:
-                m = y[j]
-        s = 0.0
-        for j in range(y.shape[0]):
-            s += np.exp(y[j] - m)
-        lse = np.log(s)
+        m, lse = max_lse(y)
         for j in range(y.shape[0]):
             y[j] = (y[j] - m) - lse
 

@@ -53,7 +53,7 @@ def act_forward_row(code, y, slope):
         for j in range(n):
             y[j] = one if y[j] > 0 else -one
     elif code >= ELU:
-        _act_forward_more(code, y, slope)
+        _act_more(code, y, y, slope, False)
     # IDENTITY / NO_ACT: nothing to do
 
 
@@ -65,37 +65,62 @@ def _sigmoid(x, one):
 
 
 @jit
-def _act_forward_more(code, y, slope):
-    # the activations added after the first six (ELU ... ReLU6), in place on the row y
-    n = y.shape[0]
-    dt = y.dtype.type
+def _act_more(code, v, d, slope, backward):
+    # ELU ... ReLU6, each activation's forward and backward side by side: forward in place on
+    # the row v; with ``backward``, d = dJ/dx from dJ/dy in place (v the output, or for GELU
+    # and SiLU the input)
+    n = v.shape[0]
+    dt = v.dtype.type
     one, half, zero = dt(1), dt(0.5), dt(0)
     p = dt(slope)
     if code == ELU:
         for j in range(n):
-            if not y[j] > 0:
-                y[j] = p * np.expm1(y[j])
+            if not v[j] > 0:
+                if backward:
+                    d[j] = d[j] * (v[j] + p)
+                else:
+                    v[j] = p * np.expm1(v[j])
     elif code == SOFTPLUS:
         for j in range(n):
-            bx = p * y[j]
-            if not bx > SOFTPLUS_THRESHOLD:
-                y[j] = np.log1p(np.exp(bx)) / p
+            pv = p * v[j]
+            if not pv > SOFTPLUS_THRESHOLD:
+                if backward:
+                    d[j] = d[j] * -np.expm1(-pv)
+                else:
+                    v[j] = np.log1p(np.exp(pv)) / p
     elif code == GELU:
         for j in range(n):
-            x = y[j]
-            y[j] = half * x * (one + math.erf(x * dt(_SQRT1_2)))
+            x = v[j]
+            e = one + math.erf(x * dt(_SQRT1_2))
+            if backward:
+                d[j] = d[j] * (half * e + x * (np.exp(-half * x * x) * dt(_INV_SQRT_2PI)))
+            else:
+                v[j] = half * x * e
     elif code == GELU_TANH:
         for j in range(n):
-            x = y[j]
-            y[j] = half * x * (one + np.tanh(dt(_SQRT_2_PI) * (x + dt(_KAPPA) * x * x * x)))
+            x = v[j]
+            th = np.tanh(dt(_SQRT_2_PI) * (x + dt(_KAPPA) * x * x * x))
+            if backward:
+                inner = dt(_SQRT_2_PI) * (one + dt(3 * _KAPPA) * x * x)
+                d[j] = d[j] * (half * (one + th) + half * x * (one - th * th) * inner)
+            else:
+                v[j] = half * x * (one + th)
     elif code == SILU:
         for j in range(n):
-            y[j] = y[j] * _sigmoid(y[j], one)
+            s = _sigmoid(v[j], one)
+            if backward:
+                d[j] = d[j] * s * (one + v[j] * (one - s))
+            else:
+                v[j] = v[j] * s
     elif code == RELU6:
         six = dt(6)
         for j in range(n):
-            x = y[j]
-            y[j] = zero if not x > zero else (six if x > six else x)
+            x = v[j]
+            if backward:
+                if not (x > zero and x < six):
+                    d[j] = zero
+            else:
+                v[j] = zero if not x > zero else (six if x > six else x)
 
 
 @jit
@@ -145,52 +170,14 @@ def act_backward_row(code, y, d, slope):
         for j in range(n):
             d[j] = y[j] * (d[j] - s)
     elif code >= ELU:
-        _act_backward_more(code, y, d, slope)
-
-
-@jit
-def _act_backward_more(code, v, d, slope):
-    # backward of ELU ... ReLU6 in place on d; v is the output, or the input for GELU/SiLU
-    n = v.shape[0]
-    dt = v.dtype.type
-    one, half, zero = dt(1), dt(0.5), dt(0)
-    p = dt(slope)
-    if code == ELU:
-        for j in range(n):
-            if not v[j] > 0:
-                d[j] = d[j] * (v[j] + p)
-    elif code == SOFTPLUS:
-        for j in range(n):
-            by = p * v[j]
-            if not by > SOFTPLUS_THRESHOLD:
-                d[j] = d[j] * -np.expm1(-by)
-    elif code == GELU:
-        for j in range(n):
-            x = v[j]
-            cdf = half * (one + math.erf(x * dt(_SQRT1_2)))
-            d[j] = d[j] * (cdf + x * (np.exp(-half * x * x) * dt(_INV_SQRT_2PI)))
-    elif code == GELU_TANH:
-        for j in range(n):
-            x = v[j]
-            th = np.tanh(dt(_SQRT_2_PI) * (x + dt(_KAPPA) * x * x * x))
-            inner = dt(_SQRT_2_PI) * (one + dt(3 * _KAPPA) * x * x)
-            d[j] = d[j] * (half * (one + th) + half * x * (one - th * th) * inner)
-    elif code == SILU:
-        for j in range(n):
-            s = _sigmoid(v[j], one)
-            d[j] = d[j] * s * (one + v[j] * (one - s))
-    elif code == RELU6:
-        six = dt(6)
-        for j in range(n):
-            if not (v[j] > zero and v[j] < six):
-                d[j] = zero
+        _act_more(code, y, d, slope, True)
 
 
 # ---------------------------------------------------------------------- cost rows
 
 
 @jit
-def _max_lse(p):
+def max_lse(p):
     """(max, log-sum-exp of ``p - max``) of a score row, in float64."""
     m = p[0]
     for j in range(1, p.shape[0]):
@@ -218,7 +205,7 @@ def cost_row(code, p, t_row, label, dt_eps, cparam):
             acc += dlt * dlt
         return acc / 2
     if code == CROSS_ENTROPY or code == KL_DIVERGENCE:
-        m, lse = _max_lse(p)
+        m, lse = max_lse(p)
         if label >= 0:  # KL against a one-hot row is the cross-entropy (1 log 1 = 0)
             return -(p[label] - m - lse)
         for j in range(k):

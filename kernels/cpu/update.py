@@ -9,7 +9,7 @@ those parameters, ``p *= 1 - lr * wd``). State buffers s1, s2, s3 as the layout 
 import numpy as np
 from numba import prange
 
-from fastnn.kernels import layout
+from fastnn.kernels import formulas, layout
 from fastnn.kernels.cpu.jit import jit, pjit
 from fastnn.kernels.layout import (
     B1, B2, C1, C2, EPS, H1, H2, LR, MOM, OPT_ADADELTA, OPT_ADAGRAD, OPT_ADAM, OPT_ADAMW, OPT_CENTERED_RMSPROP,
@@ -38,56 +38,44 @@ def _adam_seg(p, g, s1, s2, hp, k0, k1, decay, decoupled):
         p[k] -= lr * (m / h1) / (np.sqrt(v / h2) + eps)
 
 
+_rmsprop_step, _adagrad_step, _adadelta_step = (jit(f) for f in (
+    formulas.rmsprop_step, formulas.adagrad_step, formulas.adadelta_step))
+
+
 @jit
 def _rmsprop_seg(p, g, s1, s2, s3, hp, k0, k1, decay, centered):
-    # v = alpha v + (1 - alpha) g^2 (s1); centered: a = alpha a + (1 - alpha) g (s2), momentum
-    # buffer in s3 (else s2)
+    # v (s1); centered: the gradient average a in s2 and the momentum buffer in s3, else it in s2
     lr, wd, mom, alpha, c2, eps = hp[LR], hp[WD], hp[MOM], hp[B2], hp[C2], hp[EPS]
     buf = s3 if centered else s2
     use_mom = mom > 0
+    zero = p.dtype.type(0)
     for k in range(k0, k1):
         gk = g[k] + wd * p[k] if decay else g[k]
-        v = s1[k] * alpha
-        v = v + c2 * gk * gk
+        dp, v, a, b = _rmsprop_step(gk, s1[k], s2[k] if centered else zero, buf[k] if use_mom else zero,
+                                    centered, use_mom, alpha, c2, mom, eps, lr)
         s1[k] = v
         if centered:
-            a = s2[k] * alpha
-            a = a + c2 * gk
             s2[k] = a
-            d = np.sqrt(v - a * a) + eps
-        else:
-            d = np.sqrt(v) + eps
         if use_mom:
-            b = buf[k] * mom
-            b = b + gk / d
             buf[k] = b
-            p[k] -= lr * b
-        else:
-            p[k] -= lr * (gk / d)
+        p[k] -= dp
 
 
 @jit
 def _adagrad_adadelta_seg(code, p, g, s1, s2, hp, k0, k1, decay):
     lr, wd, eps = hp[LR], hp[WD], hp[EPS]
-    if code == OPT_ADAGRAD:  # s += g^2; p -= (lr / (1 + (t-1) lr_decay)) g / (sqrt(s) + eps)
+    if code == OPT_ADAGRAD:  # the lr at step t: lr / (1 + (t - 1) lr_decay), H1 the divisor
         clr = lr / hp[H1]
         for k in range(k0, k1):
             gk = g[k] + wd * p[k] if decay else g[k]
-            s = s1[k] + gk * gk
-            s1[k] = s
-            p[k] -= clr * gk / (np.sqrt(s) + eps)
-    else:  # Adadelta: v = rho v + (1-rho) g^2; u = sqrt(a + eps) / sqrt(v + eps) g; a = rho a + (1-rho) u^2
+            dp, s1[k] = _adagrad_step(gk, s1[k], clr, eps)
+            p[k] -= dp
+    else:  # Adadelta: B2 is rho, C2 1 - rho
         rho, c2 = hp[B2], hp[C2]
         for k in range(k0, k1):
             gk = g[k] + wd * p[k] if decay else g[k]
-            v = s1[k] * rho
-            v = v + c2 * gk * gk
-            s1[k] = v
-            u = np.sqrt(s2[k] + eps) / np.sqrt(v + eps) * gk
-            a = s2[k] * rho
-            a = a + c2 * u * u
-            s2[k] = a
-            p[k] -= lr * u
+            dp, s1[k], s2[k] = _adadelta_step(gk, s1[k], s2[k], rho, c2, eps, lr)
+            p[k] -= dp
 
 
 @jit

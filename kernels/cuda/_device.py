@@ -10,16 +10,10 @@ import math
 import numpy as np
 from numba import uint64
 
+from fastnn.kernels import formulas
 from fastnn.kernels.cuda.jit import device_function
 from fastnn.kernels.layout import (
     ELU, GELU, GELU_TANH, LEAKY_RELU, RELU, RELU6, SIGMOID, SIGN, SILU, SOFTPLUS, SOFTPLUS_THRESHOLD, TANH)
-
-# splitmix64 (reference.dropout_mask): every operand uint64, so the arithmetic wraps mod 2^64
-_G = np.uint64(0x9E3779B97F4A7C15)
-_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-_S11, _S27, _S30, _S31 = np.uint64(11), np.uint64(27), np.uint64(30), np.uint64(31)
-_ONE64 = np.uint64(1)
-
 
 def device_functions(dtype, fastmath):
     """``(act_fwd, act_bwd, keep)`` device functions for ``dtype``.
@@ -114,15 +108,10 @@ def device_functions(dtype, fastmath):
             return act_bwd_more(code, v, dy, p)
         return dy
 
-    @device
-    def mix64(z):
-        z = (z ^ (z >> _S30)) * _M1
-        z = (z ^ (z >> _S27)) * _M2
-        return z ^ (z >> _S31)
+    dropout_keep = device(formulas.dropout_keep)
 
     @device
     def keep(skey, c, thr):
-        # splitmix64's output number c of seed skey, against the keep threshold
-        return (mix64(skey + (uint64(c) + _ONE64) * _G) >> _S11) >= thr
+        return dropout_keep(skey, uint64(c), thr)
 
     return act_fwd, act_bwd, keep

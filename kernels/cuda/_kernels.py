@@ -19,7 +19,7 @@ from numba import cuda, float64, from_dtype, int64
 
 from fastnn.kernels.cuda._device import device_functions
 from fastnn.kernels.cuda._rows import ROW_SIGNATURES, row_kernels
-from fastnn.kernels.cuda.jit import kernel
+from fastnn.kernels.cuda.jit import device_function, kernel
 from fastnn.kernels.layout import IDENTITY
 
 #: Kernel signatures for the PTX compile check; ``{T}`` is replaced by float32/float64.
@@ -232,6 +232,6 @@ def build(dtype, tile, wpt, tpb, fastmath=False):
 
     for f in (act_fwd_k, act_bwd_k, softmax_fwd_k, softmax_bwd_k, reduce_k, colsum_k, gather_k):
         pyfuncs[f.__name__] = f
-    pyfuncs.update(row_kernels(dtype, act_bwd, keep))
+    pyfuncs.update(row_kernels(dtype, act_bwd, keep, device_function(fastmath)))
     kernels = {name: kernel(f, fastmath) for name, f in pyfuncs.items()}
     return kernels, pyfuncs

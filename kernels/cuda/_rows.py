@@ -10,6 +10,7 @@ import math
 import numpy as np
 from numba import cuda
 
+from fastnn.kernels import formulas
 from fastnn.kernels.layout import (
     BCE, CROSS_ENTROPY, HINGE, HUBER, IDENTITY, KL_DIVERGENCE, L1, MSE, OPT_ADADELTA, OPT_ADAGRAD, OPT_ADAM,
     OPT_ADAMW, OPT_CENTERED_RMSPROP, OPT_NESTEROV, OPT_RMSPROP, OPT_SGD)
@@ -25,9 +26,12 @@ ROW_SIGNATURES = {
 }
 
 
-def row_kernels(dtype, act_bwd, keep):
+def row_kernels(dtype, act_bwd, keep, device):
     """The kernels of :data:`ROW_SIGNATURES` as plain Python functions for ``dtype``, over the
-    device functions ``act_bwd`` and ``keep`` of :func:`._device.device_functions`."""
+    device functions ``act_bwd`` and ``keep`` of :func:`._device.device_functions` (``device``
+    makes the optimizers' element formulas, :mod:`fastnn.kernels.formulas`, device functions)."""
+    rmsprop_step, adagrad_step, adadelta_step = (device(f) for f in (
+        formulas.rmsprop_step, formulas.adagrad_step, formulas.adadelta_step))
     DT = np.dtype(dtype).type
     ZERO, ONE, HALF, TWO = DT(0), DT(1), DT(0.5), DT(2)
     EPS = DT(np.finfo(DT).eps)
@@ -151,40 +155,27 @@ def row_kernels(dtype, act_bwd, keep):
                 s1[i] = mi
                 s2[i] = vi
                 pi = pi - lr * (mi / h1) / (math.sqrt(vi / h2) + eps)
-            elif code == OPT_RMSPROP or code == OPT_CENTERED_RMSPROP:
-                vi = s1[i] * b2  # b2: alpha, c2: 1 - alpha
-                vi = vi + c2 * gi * gi
+            elif code == OPT_RMSPROP or code == OPT_CENTERED_RMSPROP:  # b2: alpha, c2: 1 - alpha
+                centered = code == OPT_CENTERED_RMSPROP
+                use_mom = mom > ZERO
+                ai = s2[i] if centered else ZERO
+                bi = (s3[i] if centered else s2[i]) if use_mom else ZERO
+                dp, vi, ai, bi = rmsprop_step(gi, s1[i], ai, bi, centered, use_mom, b2, c2, mom, eps, lr)
                 s1[i] = vi
-                if code == OPT_CENTERED_RMSPROP:
-                    ai = s2[i] * b2
-                    ai = ai + c2 * gi
+                if centered:
                     s2[i] = ai
-                    dn = math.sqrt(vi - ai * ai) + eps
-                else:
-                    dn = math.sqrt(vi) + eps
-                if mom > ZERO:
-                    bi = (s3[i] if code == OPT_CENTERED_RMSPROP else s2[i]) * mom
-                    bi = bi + gi / dn
-                    if code == OPT_CENTERED_RMSPROP:
+                if use_mom:
+                    if centered:
                         s3[i] = bi
                     else:
                         s2[i] = bi
-                    pi = pi - lr * bi
-                else:
-                    pi = pi - lr * (gi / dn)
+                pi = pi - dp
             elif code == OPT_ADAGRAD:  # h1: 1 + (t - 1) lr_decay
-                si = s1[i] + gi * gi
-                s1[i] = si
-                pi = pi - (lr / h1) * gi / (math.sqrt(si) + eps)
+                dp, s1[i] = adagrad_step(gi, s1[i], lr / h1, eps)
+                pi = pi - dp
             elif code == OPT_ADADELTA:  # b2: rho, c2: 1 - rho
-                vi = s1[i] * b2
-                vi = vi + c2 * gi * gi
-                s1[i] = vi
-                u = math.sqrt(s2[i] + eps) / math.sqrt(vi + eps) * gi
-                ai = s2[i] * b2
-                ai = ai + c2 * u * u
-                s2[i] = ai
-                pi = pi - lr * u
+                dp, s1[i], s2[i] = adadelta_step(gi, s1[i], s2[i], b2, c2, eps, lr)
+                pi = pi - dp
             else:
                 # v = mom v - lr g; p += v (seed 003), or p += mom v - lr g (Nesterov)
                 vi = s1[i] * mom
