@@ -20,12 +20,12 @@ refresh_step = jit(layout.refresh_step)
 
 
 @jit
-def _adam_seg(p, g, s1, s2, hp, k0, k1, decay, decoupled):
+def _adam_seg(p, g, s1, s2, hp, decay, decoupled):
     # Adam, or AdamW (decoupled: p *= 1 - lr * wd where decay, no L2 in the gradient)
     lr, wd = hp[LR], hp[WD]
     c1, c2, eps, b1, b2, h1, h2 = hp[C1], hp[C2], hp[EPS], hp[B1], hp[B2], hp[H1], hp[H2]
     shrink = p.dtype.type(1) - lr * wd
-    for k in range(k0, k1):
+    for k in range(p.shape[0]):
         gk = g[k] + wd * p[k] if (decay and not decoupled) else g[k]
         if decay and decoupled:
             p[k] *= shrink
@@ -43,13 +43,13 @@ _rmsprop_step, _adagrad_step, _adadelta_step = (jit(f) for f in (
 
 
 @jit
-def _rmsprop_seg(p, g, s1, s2, s3, hp, k0, k1, decay, centered):
+def _rmsprop_seg(p, g, s1, s2, s3, hp, decay, centered):
     # v (s1); centered: the gradient average a in s2 and the momentum buffer in s3, else it in s2
     lr, wd, mom, alpha, c2, eps = hp[LR], hp[WD], hp[MOM], hp[B2], hp[C2], hp[EPS]
     buf = s3 if centered else s2
     use_mom = mom > 0
     zero = p.dtype.type(0)
-    for k in range(k0, k1):
+    for k in range(p.shape[0]):
         gk = g[k] + wd * p[k] if decay else g[k]
         dp, v, a, b = _rmsprop_step(gk, s1[k], s2[k] if centered else zero, buf[k] if use_mom else zero,
                                     centered, use_mom, alpha, c2, mom, eps, lr)
@@ -62,17 +62,17 @@ def _rmsprop_seg(p, g, s1, s2, s3, hp, k0, k1, decay, centered):
 
 
 @jit
-def _adagrad_adadelta_seg(code, p, g, s1, s2, hp, k0, k1, decay):
+def _adagrad_adadelta_seg(code, p, g, s1, s2, hp, decay):
     lr, wd, eps = hp[LR], hp[WD], hp[EPS]
     if code == OPT_ADAGRAD:  # the lr at step t: lr / (1 + (t - 1) lr_decay), H1 the divisor
         clr = lr / hp[H1]
-        for k in range(k0, k1):
+        for k in range(p.shape[0]):
             gk = g[k] + wd * p[k] if decay else g[k]
             dp, s1[k] = _adagrad_step(gk, s1[k], clr, eps)
             p[k] -= dp
     else:  # Adadelta: B2 is rho, C2 1 - rho
         rho, c2 = hp[B2], hp[C2]
-        for k in range(k0, k1):
+        for k in range(p.shape[0]):
             gk = g[k] + wd * p[k] if decay else g[k]
             dp, s1[k], s2[k] = _adadelta_step(gk, s1[k], s2[k], rho, c2, eps, lr)
             p[k] -= dp
@@ -80,19 +80,24 @@ def _adagrad_adadelta_seg(code, p, g, s1, s2, hp, k0, k1, decay):
 
 @jit
 def _update_seg(code, p, g, s1, s2, s3, hp, k0, k1, decay):
-    # One branch-free loop per case so that LLVM vectorises it (a per-element
-    # ``if code == ...`` costs ~3x on the 200k-parameter updates).
+    # One loop per case, each over range(len) of slices: indices that numba knows are >= 0
+    # let LLVM vectorise (with range(k0, k1) every access carries a negative-index wrap, and
+    # the Adam step ran scalar: 1.0 ms instead of 0.2 ms for 203k float32 parameters).
+    if k1 <= k0:
+        return
+    p, g = p[k0:k1], g[k0:k1]
+    s1, s2, s3 = s1[k0:k1], s2[k0:k1], s3[k0:k1]  # an unused (empty) state stays empty
     lr, wd, mom = hp[LR], hp[WD], hp[MOM]
     if code == OPT_SGD:
         if decay:
-            for k in range(k0, k1):
+            for k in range(p.shape[0]):
                 p[k] -= lr * (g[k] + wd * p[k])
         else:
-            for k in range(k0, k1):
+            for k in range(p.shape[0]):
                 p[k] -= lr * g[k]
     elif code == OPT_MOMENTUM or code == OPT_NESTEROV:
         nest = code == OPT_NESTEROV
-        for k in range(k0, k1):
+        for k in range(p.shape[0]):
             gk = g[k] + wd * p[k] if decay else g[k]
             v = s1[k] * mom
             v = v - lr * gk
@@ -102,11 +107,11 @@ def _update_seg(code, p, g, s1, s2, s3, hp, k0, k1, decay):
             else:
                 p[k] += v
     elif code == OPT_ADAM or code == OPT_ADAMW:
-        _adam_seg(p, g, s1, s2, hp, k0, k1, decay, code == OPT_ADAMW)
+        _adam_seg(p, g, s1, s2, hp, decay, code == OPT_ADAMW)
     elif code == OPT_RMSPROP or code == OPT_CENTERED_RMSPROP:
-        _rmsprop_seg(p, g, s1, s2, s3, hp, k0, k1, decay, code == OPT_CENTERED_RMSPROP)
+        _rmsprop_seg(p, g, s1, s2, s3, hp, decay, code == OPT_CENTERED_RMSPROP)
     else:
-        _adagrad_adadelta_seg(code, p, g, s1, s2, hp, k0, k1, decay)
+        _adagrad_adadelta_seg(code, p, g, s1, s2, hp, decay)
 
 
 @jit
