@@ -164,6 +164,7 @@ def test_a_failed_intrinsic_compile_falls_back_to_plain_loops(monkeypatch):
     ref = net.copy()
     with pytest.warns(RuntimeWarning, match="using plain loops"):
         net.fit(X, np.arange(20) % 2, fn.CrossEntropy(), fn.SGD(0.1), batch_size=1, seed=0, backend="numba")
-    assert calls == [True, False]
+    # the first call (fit's compile-only prepare) fails with the intrinsics, then only plain loops
+    assert calls[:2] == [True, False] and not any(calls[2:])
     ref.fit(X, np.arange(20) % 2, fn.CrossEntropy(), fn.SGD(0.1), batch_size=1, seed=0, backend="numpy")
     np.testing.assert_allclose(net.params, ref.params, rtol=1e-12)
