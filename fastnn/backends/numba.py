@@ -122,6 +122,11 @@ class _Runner:
     def finish(self):
         """The kernels work in the network's own buffers: nothing to copy back."""
 
+    @property
+    def kernel(self):
+        """This path's epoch kernel (``epoch_*.train``, looked up when used)."""
+        return self.epoch.train
+
     def will_compile(self):
         """Whether :meth:`prepare` will compile (not only load) this path's epoch kernel: it is
         compiled for nothing in this process and has no entry in the on-disk cache."""
@@ -131,15 +136,17 @@ class _Runner:
         """Compile (or load from the cache) this path's epoch kernel, training nothing; returns
         True when it compiled. The Trainer calls it before the first epoch, so that compile
         time is reported on its own and never counted in the epochs' times."""
-        misses = sum(self.kernel.stats.cache_misses.values())
+        stats = getattr(self.kernel, "stats", None)
+        misses = sum(stats.cache_misses.values()) if stats else 0
         self.run(np.zeros(0, np.int64), 0, 0)
-        return sum(self.kernel.stats.cache_misses.values()) > misses or not self.kernel.stats.cache_path
+        stats = getattr(self.kernel, "stats", None)
+        return stats is None or sum(stats.cache_misses.values()) > misses or not stats.cache_path
 
 
 def kernel_will_compile(kernel):
     """Whether calling the numba dispatcher ``kernel`` for a new signature compiles it (a guess
     that errs towards yes: in memory for no signature, and no index in the on-disk cache)."""
-    if kernel.overloads:
+    if getattr(kernel, "overloads", None):
         return False
     index = getattr(getattr(getattr(kernel, "_cache", None), "_cache_file", None), "_index_path", None)
     return not (index and os.path.exists(index))
@@ -148,7 +155,7 @@ def kernel_will_compile(kernel):
 class OnlineRunner(_Runner):
     """Batch size 1 with plain SGD: the per-sample path (``kernels/cpu/epoch_online.py``)."""
 
-    kernel = epoch_online.train
+    epoch = epoch_online
 
     def run(self, order, b0, b1):
         """Train on batches ``b0 <= b < b1`` of ``order`` (see :meth:`fastnn.backends.numpy.Ops.make_runner`)."""
@@ -177,7 +184,7 @@ class MinibatchRunner(_Runner):
     :attr:`sparse_density` of it is non-zero.
     """
 
-    kernel = epoch_minibatch.train
+    epoch = epoch_minibatch
     #: Fraction of non-zero inputs below which the first layer reads X as CSR.
     sparse_density = 0.5
 
@@ -235,7 +242,7 @@ class BlasRunner(_Runner):
     """
 
     transposed = False
-    kernel = epoch_blas.train
+    epoch = epoch_blas
 
     def __init__(self, net, cost, optimizer, X, targets, batch_size):
         super().__init__(net, cost, optimizer, X, targets, batch_size)
