@@ -57,6 +57,33 @@ def test_axpy_rows_matches_the_scalar_sum(dtype, n, rng, impl):
         assert np.all(buf[n:] == 7), "wrote past the end of h"
 
 
+@numba.njit
+def _axpy_block(h, W, rows, v, m, j0):
+    axpy_rows(h, W[:, j0:j0 + h.shape[0]], rows, v, m)  # W's columns j0.. ("A" layout)
+
+
+@numba.njit
+def _plain_axpy_block(h, W, rows, v, m, j0):
+    plain.axpy_rows(h, W[:, j0:j0 + h.shape[0]], rows, v, m)
+
+
+@pytest.mark.parametrize("impl", ["simd", "plain"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", WIDTHS)
+def test_axpy_rows_on_a_column_block_with_int32_rows(dtype, n, rng, impl):
+    """The sparse epochs' use: CSR column indices (int32) and a block of W's columns."""
+    f = _axpy_block if impl == "simd" else _plain_axpy_block
+    W = rng.standard_normal((11, n + 7)).astype(dtype)
+    rows = rng.integers(0, 11, 9).astype(np.int32)
+    v = rng.standard_normal(9).astype(dtype)
+    h = np.empty(n, dtype)
+    f(h, W, rows, v, 9, 5)
+    want = np.zeros(n, dtype)
+    for k in range(9):
+        want = want + v[k] * W[rows[k], 5:5 + n]
+    np.testing.assert_array_equal(h, want)
+
+
 @pytest.mark.parametrize("impl", list(IMPLS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", WIDTHS)
@@ -109,8 +136,10 @@ def test_intrinsics_refuse_strided_or_mixed_arrays():
         _axpy(np.zeros(16, np.float32)[::2], W, np.zeros(1, np.int64), np.zeros(1, np.float32), 1)
     with pytest.raises(numba.core.errors.TypingError):
         _axpy(np.zeros(8, np.float64), W, np.zeros(1, np.int64), np.zeros(1, np.float32), 1)
-    with pytest.raises(numba.core.errors.TypingError):
-        _sgd(W, np.zeros(1, np.int32), np.zeros(1, np.float32), 1, np.zeros(8, np.float32), np.float32(1))
+    with pytest.raises(numba.core.errors.TypingError):  # int16 row numbers
+        _sgd(W, np.zeros(1, np.int16), np.zeros(1, np.float32), 1, np.zeros(8, np.float32), np.float32(1))
+    with pytest.raises(numba.core.errors.TypingError):  # a strided 1-D v
+        _sgd(W, np.zeros(2, np.int32), np.zeros(4, np.float32)[::2], 1, np.zeros(8, np.float32), np.float32(1))
     with pytest.raises(numba.core.errors.TypingError):
         _nonzeros(np.zeros(4, np.int64), np.zeros(4, np.float64), np.zeros(4, np.float32))
 

@@ -44,8 +44,7 @@ ROW_KERNELS = ("axpy_rows", "sgd_rows", "nonzeros", "prefetch")
 def use_plain_loops():
     """Compile :func:`train` with :mod:`.plain`'s loops from now on (numba resolves these
     module globals when it compiles, so a failed compile of the intrinsics can be retried)."""
-    for name in ROW_KERNELS:
-        globals()[name] = getattr(plain, name)
+    plain.bind(globals(), ROW_KERNELS)
 
 
 def uses_simd():

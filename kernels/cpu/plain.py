@@ -8,6 +8,13 @@ when the LLVM intrinsics fail to compile (an LLVM that rejects their IR).
 from fastnn.kernels.cpu.jit import jit
 
 
+def bind(namespace, names):
+    """Put this module's versions of ``names`` into ``namespace`` (a kernel module's globals:
+    Numba resolves them when it next compiles, so a failed intrinsic compile can be retried)."""
+    for name in names:
+        namespace[name] = globals()[name]
+
+
 @jit
 def axpy_rows(h, W, rows, v, m):
     """``h[:n] = sum_{k < m} v[k] * W[rows[k], :n]`` (n = len(h)), summed in ``k`` order."""

@@ -34,8 +34,22 @@ BLOCK = 4
 
 
 def _contig(a, ndim):
-    """Whether the Numba type ``a`` is a C-contiguous array of ``ndim`` dimensions."""
-    return isinstance(a, types.Array) and a.ndim == ndim and a.layout == "C"
+    """Whether the Numba type ``a`` is an array of ``ndim`` dimensions that may be used as
+    contiguous along its last one: layout "C"; for 2-D also "A", a block of columns such as
+    ``W[:, j0:j1]``, whose rows the *caller* guarantees are contiguous (a step-1 column
+    slice; these are inner-loop kernels, and Numba types such slices "A")."""
+    return isinstance(a, types.Array) and a.ndim == ndim and (a.layout == "C" or (ndim == 2 and a.layout == "A"))
+
+
+def _index(rows):
+    """Whether ``rows`` holds row numbers the kernels read: int64, or int32 (CSR indices)."""
+    return rows.dtype in (types.int64, types.int32)
+
+
+def _load_index(builder, rows, k):
+    """``rows[k]`` as a 64-bit integer."""
+    i = builder.load(builder.gep(rows.data, [k]))
+    return builder.sext(i, ir.IntType(64)) if i.type.width < 64 else i
 
 
 def _vec(context, dtype):
@@ -67,7 +81,7 @@ def _for_rows(builder, Wa, rows, v, m, vt, j0, body):
     stride0 = cgutils.unpack_tuple(builder, Wa.strides, 2)[0]
     with cgutils.for_range(builder, m) as loop:
         k = loop.index
-        i = builder.load(builder.gep(rows.data, [k]))
+        i = _load_index(builder, rows, k)
         x = _splat(builder, vt, builder.load(builder.gep(v.data, [k])))
         body(builder.gep(_row_ptr(builder, Wa, i, stride0), [j0]), x)
 
@@ -133,11 +147,12 @@ def _blocks(builder, n, lanes, emit):
 def axpy_rows(typingctx, h, W, rows, v, m):
     """``h[:n] = sum_{k < m} v[k] * W[rows[k], :n]`` (n = len(h)), summed in ``k`` order.
 
-    h (n,), W (F, >= n), rows int64 (>= m,), v (>= m,) in W's dtype, all C-contiguous.
+    h (n,), W (F, >= n), rows int64 or int32 (>= m,), v (>= m,) in W's dtype, all contiguous
+    along their last dimension (see :func:`_contig`).
     Each term is rounded, then added (the scalar loop's arithmetic); ``m == 0`` gives zeros.
     """
     if not (_contig(h, 1) and _contig(W, 2) and _contig(rows, 1) and _contig(v, 1)
-            and h.dtype == W.dtype == v.dtype and rows.dtype == types.int64 and str(h.dtype) in LANES):
+            and h.dtype == W.dtype == v.dtype and _index(rows) and str(h.dtype) in LANES):
         return None
     sig = types.void(h, W, rows, v, m)
 
@@ -179,11 +194,12 @@ def axpy_rows(typingctx, h, W, rows, v, m):
 def sgd_rows(typingctx, W, rows, v, m, d, lr):
     """``W[rows[k], :n] -= lr * (v[k] * d[:n])`` for ``k < m`` (n = len(d)), in place.
 
-    W (F, >= n) C-contiguous, rows int64 (>= m,), v and d in W's dtype, lr a scalar of
+    W (F, >= n), rows int64 or int32 (>= m,), v and d in W's dtype (all contiguous along their
+    last dimension, see :func:`_contig`), lr a scalar of
     W's dtype. The same roundings as the scalar ``w[j] -= lr * (a * d[j])``.
     """
     if not (_contig(W, 2) and _contig(rows, 1) and _contig(v, 1) and _contig(d, 1)
-            and W.dtype == v.dtype == d.dtype == lr and rows.dtype == types.int64
+            and W.dtype == v.dtype == d.dtype == lr and _index(rows)
             and str(W.dtype) in LANES):
         return None
     sig = types.void(W, rows, v, m, d, lr)
