@@ -24,6 +24,7 @@ def _fused_kernels_only(monkeypatch):
     epoch_minibatch.py), which the backend uses for batches below BLAS_MIN_BATCH or without
     SciPy; keep every batch size on them here. tests/test_numba_gemm.py covers the BLAS path."""
     monkeypatch.setattr(numba_backend, "BLAS_MIN_BATCH", 1 << 30)
+    monkeypatch.setattr(numba_backend, "SPARSE_MIN_BATCH", 1 << 30)  # tests/test_sparse.py covers those
 
 OPTIMIZERS = {
     "sgd": lambda: fn.SGD(0.2),

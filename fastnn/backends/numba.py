@@ -30,11 +30,11 @@ import warnings
 import numpy as np
 from numba.core.errors import NumbaError
 
-from fastnn import config
+from fastnn import _checks, config
 from fastnn.backends import plan as _plan
 from fastnn.backends.numpy import Ops
 from fastnn.kernels import cpu, reference
-from fastnn.kernels.cpu import epoch_blas, epoch_minibatch, epoch_online, predict as _predict, sparse
+from fastnn.kernels.cpu import epoch_blas, epoch_minibatch, epoch_online, epoch_sparse, predict as _predict, sparse
 from fastnn.kernels.layout import OPT_SGD, WD
 
 #: Smallest batch size that goes through BLAS. Measured (one thread, MNIST 784-50-10
@@ -44,6 +44,8 @@ from fastnn.kernels.layout import OPT_SGD, WD
 BLAS_MIN_BATCH = 4
 #: Multiply-adds per batch from which "auto" threads the row-blocked minibatch kernels.
 AUTO_THREAD_WORK = 2_000_000
+#: Multiply-adds per batch (on the non-zeros) from which "auto" threads the sparse epochs.
+AUTO_SPARSE_THREAD_WORK = 2_000_000
 #: Multiply-adds per batch from which "auto" gives BLAS all threads (see threads_for).
 #: Measured on the 2-vCPU development VM (notes: /work/notes/blas_threads.py), one epoch
 #: of MNIST, 1 vs 2 OpenBLAS threads: no gain up to ~13 M (784-256-10 at batch 64), a
@@ -71,27 +73,42 @@ class NumbaOps(Ops):
             return "numba is not installed (pip install numba)"
         return None
 
-    def make_runner(self, net, cost, optimizer, X, targets, batch_size):
-        """The runner of the fastest path that covers this training, or None (see module doc)."""
+    def make_runner(self, net, cost, optimizer, X, targets, batch_size, sparse="auto"):
+        """The runner of the fastest path that covers this training, or None (see module doc).
+
+        ``sparse`` ("auto", True, False; ``fit(sparse=...)``): whether the first layer works on
+        the non-zero inputs only. "auto": when at most SPARSE_MAX_DENSITY of a dense X is non-zero and
+        batches have at least SPARSE_MIN_BATCH samples;
+        a scipy.sparse ``X`` always does.
+        """
         if not _plan.fusable(net, cost, optimizer):
             return None
+        blas = epoch_blas.blas_available()
+        if _checks.is_sparse(X):
+            if blas:
+                return SparseRunner(net, cost, optimizer, csr_input(X, net.dtype), targets, batch_size)
+            X = X.toarray()  # pragma: no cover - SciPy (a core dependency) brings BLAS with it
         args = (net, cost, optimizer, X, targets, batch_size)
-        if batch_size >= BLAS_MIN_BATCH and epoch_blas.blas_available():
+        if batch_size == 1 and optimizer.kind == "sgd" and sparse is not True:
+            return OnlineRunner(*args)  # finds each sample's non-zeros itself
+        if blas and sparse is not False and (sparse is True or batch_size >= SPARSE_MIN_BATCH):
+            csr = csr_input(X, net.dtype, 1.0 if sparse is True else SPARSE_MAX_DENSITY)
+            if csr is not None:
+                return SparseRunner(net, cost, optimizer, csr, targets, batch_size)
+        if batch_size >= BLAS_MIN_BATCH and blas:
             return BlasRunner(*args)
-        if batch_size == 1 and optimizer.kind == "sgd":
-            return OnlineRunner(*args)
         return MinibatchRunner(*args)
 
     def predict(self, net, X, batch_size=None):
         """Forward ``X`` (N, insize) through ``net`` -> (N, outsize), compiled for plain MLPs."""
-        if not _plan.is_plain_mlp(net) or len(X) == 0:
+        if not _plan.is_plain_mlp(net) or X.shape[0] == 0 or _checks.is_sparse(X):
             return super().predict(net, X, batch_size)
         spec, slopes, _ = _plan.layer_table(net, 0)
         X = np.ascontiguousarray(X, dtype=net.dtype)
-        out = np.empty((len(X), net.outsize), net.dtype)
+        out = np.empty((X.shape[0], net.outsize), net.dtype)
         chunk = min(self.predict_chunk, batch_size or self.predict_chunk)
         width = max([int(r[1]) for r in spec[:-1]] + [1])
-        work = len(X) * int(sum(int(r[0] * r[1]) for r in spec))
+        work = X.shape[0] * int(sum(int(r[0] * r[1]) for r in spec))
         mode = config.PARALLEL
         if mode != "0" and config.get_num_threads() > 1 and work >= (
                 config.PARALLEL_MIN_WORK if mode == "1" else self.predict_parallel_work):
@@ -109,7 +126,7 @@ class _Runner:
 
     def __init__(self, net, cost, optimizer, X, targets, batch_size):
         self.net, self.optimizer, self.batch_size = net, optimizer, batch_size
-        self.n_batches = -(-len(X) // batch_size)
+        self.n_batches = -(-X.shape[0] // batch_size)
         self.plan = _plan.Plan(net, cost, optimizer, targets, batch_size, self.transposed)
         dt = net.dtype
         self.ws = np.zeros(max(self.plan.ws_size, 1), dt)
@@ -152,6 +169,23 @@ def kernel_will_compile(kernel):
     return not (index and os.path.exists(index))
 
 
+def _with_plain_fallback(module, args):
+    """``module.train(*args)``; if its LLVM-vector intrinsics fail to compile here, warn once
+    and retry with the plain loops, which give the same bits (``module``: epoch_online or
+    epoch_sparse)."""
+    try:
+        return module.train(*args)
+    except (NumbaError, RuntimeError) as exc:
+        if not module.uses_simd():
+            raise
+        warnings.warn(f"fastnn: the {module.__name__.rsplit('.', 1)[-1]} kernels' LLVM-vector intrinsics failed "
+                      f"to compile ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                      "using plain loops (same results, slower; FASTNN_SIMD=0 chooses them)",
+                      RuntimeWarning, stacklevel=3)
+        module.use_plain_loops()
+        return module.train(*args)
+
+
 class OnlineRunner(_Runner):
     """Batch size 1 with plain SGD: the per-sample path (``kernels/cpu/epoch_online.py``)."""
 
@@ -161,18 +195,7 @@ class OnlineRunner(_Runner):
         """Train on batches ``b0 <= b < b1`` of ``order`` (see :meth:`fastnn.backends.numpy.Ops.make_runner`)."""
         model, optim = self._args()  # b1 <= b0 trains nothing (prepare: compiles only)
         order = np.ascontiguousarray(order, np.int64)
-        try:
-            loss, correct, bad = epoch_online.train(model, optim, self.data, order, b0, b1)
-        except (NumbaError, RuntimeError) as exc:
-            if not epoch_online.uses_simd():
-                raise
-            # the LLVM-vector intrinsics did not compile here: the plain loops give the same bits
-            warnings.warn(f"fastnn: the per-sample kernels' LLVM-vector intrinsics failed to compile "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-                          "using plain loops (same results, slower; FASTNN_SIMD=0 chooses them)",
-                          RuntimeWarning, stacklevel=2)
-            epoch_online.use_plain_loops()
-            loss, correct, bad = epoch_online.train(model, optim, self.data, order, b0, b1)
+        loss, correct, bad = _with_plain_fallback(epoch_online, (model, optim, self.data, order, b0, b1))
         self.optimizer.t += b1 - b0
         return float(loss), int(correct), int(bad)
 
@@ -231,6 +254,44 @@ class MinibatchRunner(_Runner):
         return float(loss), int(correct), int(bad)
 
 
+class SparseRunner(_Runner):
+    """Sparse input at any batch size (``kernels/cpu/epoch_sparse.py``): the first layer reads
+    only the non-zero inputs, pixel-major per batch; the later layers are BLAS products (on
+    one BLAS thread: the Numba threads take blocks of the first layer's outputs)."""
+
+    transposed = False
+    epoch = epoch_sparse
+
+    def __init__(self, net, cost, optimizer, csr, targets, batch_size):
+        self.csr = csr
+        super().__init__(net, cost, optimizer, np.zeros((csr.indptr.shape[0] - 1, 0), net.dtype), targets,
+                         batch_size)
+        spec = self.plan.spec
+        nnz_rows = np.diff(csr.indptr)
+        cap = int(np.sort(nnz_rows)[-batch_size:].sum()) if len(nnz_rows) else 0
+        self.cols = sparse.batch_columns_scratch(int(spec[0, 0]), cap, int(spec[0, 1]), net.dtype)
+        # multiply-adds per batch: the first layer's on the non-zeros only
+        per_sample = len(csr.data) / max(len(nnz_rows), 1) * int(spec[0, 1]) + sum(
+            int(r[0] * r[1]) for r in spec[1:])
+        n = threads_for(batch_size * per_sample, AUTO_SPARSE_THREAD_WORK)
+        #: blocks of the first layer's outputs, one per thread (decided once)
+        self.nblk = max(1, min(n, int(spec[0, 1])))
+        self.sparse_sgd_ok = self.plan.opt_code == OPT_SGD and int(spec[0, 2]) == 0
+        self.ctl = _blas_controller()
+
+    def run(self, order, b0, b1):
+        """Train on batches ``b0 <= b < b1`` of ``order`` (see :meth:`fastnn.backends.numpy.Ops.make_runner`)."""
+        model, optim = self._args()  # b1 <= b0 trains nothing (prepare: compiles only)
+        order = np.ascontiguousarray(order, dtype=np.int64)
+        sparse_sgd = bool(self.sparse_sgd_ok and optim.hp[WD] == 0)
+        args = (model, optim, self.data, self.csr, self.cols, order, b0, b1, self.batch_size, self.optimizer.t,
+                self.nblk, sparse_sgd)
+        with (self.ctl.limit(limits=1) if self.ctl else contextlib.nullcontext()):
+            loss, correct, bad = _with_plain_fallback(epoch_sparse, args)
+        self.optimizer.t += b1 - b0
+        return float(loss), int(correct), int(bad)
+
+
 class BlasRunner(_Runner):
     """Minibatches whose matrix products are BLAS calls (``kernels/cpu/epoch_blas.py``).
 
@@ -262,6 +323,27 @@ class BlasRunner(_Runner):
                                                   self.xbuf, self.optimizer.t)
         self.optimizer.t += b1 - b0
         return float(loss), int(correct), int(bad)
+
+
+#: Density (non-zero inputs / all) up to which "auto" trains a dense X on its non-zero
+#: inputs (the sparse epochs, SparseRunner), from batches of SPARSE_MIN_BATCH on.
+SPARSE_MAX_DENSITY = 0.1
+SPARSE_MIN_BATCH = 32
+
+
+def csr_input(X, dtype, max_density=1.0):
+    """X (scipy.sparse, or dense with many zeros) as the kernels' :class:`~fastnn.kernels.cpu.sparse.CSR`:
+    int64 row pointers, int32 ascending column indices, values in ``dtype``; O(nnz) memory.
+    A dense X with more than ``max_density`` of its entries non-zero gives None."""
+    if not _checks.is_sparse(X):
+        csr = sparse.csr_of(np.ascontiguousarray(X, dtype), max_density, values=True)
+        return None if csr is None else sparse.CSR(*csr)
+    m = X.tocsr()
+    if not m.has_canonical_format:
+        m = m.copy()
+        m.sum_duplicates()  # also sorts the indices
+    return sparse.CSR(np.ascontiguousarray(m.indptr, np.int64), np.ascontiguousarray(m.indices, np.int32),
+                      np.ascontiguousarray(m.data, dtype))
 
 
 def threads_for(work, auto_work):

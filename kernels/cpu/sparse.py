@@ -14,16 +14,17 @@ from fastnn.kernels.cpu.jit import jit, pjit
 
 
 @jit
-def csr_fill(ptr, idx, X):
-    """Sparsity pattern of X (N, F) in one pass: row pointers into ``ptr`` (N+1,) and
-    column indices (int32) into ``idx``; returns the number of non-zeros, or -1
-    as soon as they would not fit in ``idx`` (the input is then too dense for CSR).
+def csr_fill(ptr, idx, X, val):
+    """CSR of X (N, F) in one pass: row pointers into ``ptr`` (N+1,), column indices (int32)
+    into ``idx`` and, unless ``val`` is empty, the values into ``val``; returns the number of
+    non-zeros, or -1 as soon as they would not fit in ``idx`` (X is too dense for CSR).
 
     One thread on purpose: this is a memory-bound pass of a few tens of ms, and a
     parallel region on a busy 2-core machine can stall for longer than that.
     """
     N, F = X.shape
     cap = idx.shape[0]
+    values = val.shape[0] > 0
     k = 0
     ptr[0] = 0
     for n in range(N):
@@ -33,24 +34,27 @@ def csr_fill(ptr, idx, X):
         for i in range(F):
             if x[i] != 0:
                 idx[k] = i
+                if values:
+                    val[k] = x[i]
                 k += 1
         ptr[n + 1] = k
     return k
 
 
-def csr_of(X, max_density):
-    """Sparsity pattern ``(ptr int64 (N+1,), idx int32)`` of X (N, F) (CSR without the
-    values: kernels read them from X, which saves the memory and the page faults of a
-    copy), or None when more than ``max_density`` of its entries are non-zero."""
+def csr_of(X, max_density, values=False):
+    """CSR of X (N, F): ``(ptr int64 (N+1,), idx int32)``, with ``values`` also the
+    non-zeros (nnz,) in X's dtype; None when more than ``max_density`` of its entries are
+    non-zero. Without values the kernels read them from X (no copy, no page faults)."""
     N, F = X.shape
     cap = int(max_density * N * F) + F
     ptr = np.zeros(N + 1, np.int64)
     # pages past the last non-zero are never touched, so the spare capacity costs no memory
     idx = np.empty(cap, np.int32)
-    nnz = csr_fill(ptr, idx, X)
+    val = np.empty(cap if values else 0, X.dtype)
+    nnz = csr_fill(ptr, idx, X, val)
     if nnz < 0 or nnz > max_density * max(N * F, 1):
         return None
-    return ptr, idx[:nnz]
+    return (ptr, idx[:nnz], val[:nnz]) if values else (ptr, idx[:nnz])
 
 
 @jit
@@ -142,3 +146,21 @@ Pattern = namedtuple("Pattern", ["on", "ptr", "idx"])
 def no_pattern():
     """The :class:`Pattern` of dense input (the first layer reads every input)."""
     return Pattern(False, np.zeros(1, np.int64), np.zeros(0, np.int32))
+
+
+#: A CSR matrix for the kernels: ``indptr`` int64 (N+1,), ``indices`` int32 (nnz,) (the
+#: input columns, ascending within a row), ``data`` (nnz,) in the network's dtype.
+CSR = namedtuple("CSR", ["indptr", "indices", "data"])
+
+#: Scratch of :func:`.epoch_sparse.batch_columns`: ``count``, ``first`` int64 (F,) (zero
+#: between batches), ``touched`` and ``prev`` int64 (F,), ``sample`` int32 (cap,),
+#: ``value`` (cap,) and ``row`` (nout,) in the network's dtype.
+BatchColumns = namedtuple("BatchColumns", ["count", "first", "touched", "prev", "sample", "value", "row"])
+
+
+def batch_columns_scratch(n_features, cap, nout, dtype):
+    """:class:`BatchColumns` for inputs of ``n_features`` columns, batches of at most ``cap``
+    non-zeros, and a first layer of ``nout`` outputs."""
+    z = np.zeros
+    return BatchColumns(z(n_features, np.int64), z(n_features, np.int64), z(n_features, np.int64),
+                        z(n_features, np.int64), z(max(cap, 1), np.int32), z(max(cap, 1), dtype), z(nout, dtype))
