@@ -21,15 +21,20 @@ def check_positive_int(name, v):
     return int(v)
 
 
-def _is_sparse(X):
+def is_sparse(X):
+    """Whether ``X`` is a scipy.sparse matrix or array."""
     return type(X).__module__.startswith("scipy.sparse")
 
 
 def check_X(X, n_in, dtype, allow_empty=False, name="X"):
-    """2-D, numeric, finite, ``n_in`` columns; converted to contiguous ``dtype``."""
-    if _is_sparse(X):
-        raise ValueError(f"{name} is a scipy.sparse matrix ({type(X).__name__}), which fastnn does not take "
-                         f"yet; pass a dense array ({name}.toarray()) if it fits in memory")
+    """2-D, numeric, finite, ``n_in`` columns; converted to contiguous ``dtype``.
+
+    A scipy.sparse matrix or array stays sparse: it comes back as CSR in ``dtype`` with
+    sorted indices and no duplicates (a copy whenever anything had to change; the caller's
+    matrix is never modified).
+    """
+    if is_sparse(X):
+        return _check_sparse(X, n_in, dtype, allow_empty, name)
     X = np.asarray(X)
     if X.dtype == object or X.dtype.kind not in "fiub":
         raise ValueError(f"{name} must be numeric, got dtype {X.dtype}")
@@ -45,6 +50,37 @@ def check_X(X, n_in, dtype, allow_empty=False, name="X"):
     if not all_finite(X):
         raise ValueError(f"{name} contains NaN or inf")
     return X
+
+
+def _check_sparse(X, n_in, dtype, allow_empty, name):
+    kind = f"{name} (scipy.sparse {type(X).__name__})"
+    if X.dtype == object or X.dtype.kind not in "fiub":
+        raise ValueError(f"{kind} must be numeric, got dtype {X.dtype}")
+    if X.ndim != 2:
+        raise ValueError(f"{kind} must be 2-D (samples, features), got shape {X.shape}")
+    if not allow_empty and X.shape[0] == 0:
+        raise ValueError(f"{name} is empty (0 samples)")
+    if n_in is not None and X.shape[1] != n_in:
+        raise ValueError(f"{name} has {X.shape[1]} features but the network expects {n_in}")
+    if X.shape[0] > 0 and X.shape[1] >= 2 ** 31:
+        raise ValueError(f"{kind} has {X.shape[1]} columns; fastnn's sparse kernels index columns with "
+                         "int32 (at most 2**31 - 1)")
+    csr = X.tocsr()  # the same object when X is already CSR
+    check_range(csr.data, dtype, name)
+    if csr.dtype != dtype:
+        with np.errstate(over="ignore"):
+            csr = csr.astype(dtype)  # a copy
+    if not csr.has_canonical_format:
+        csr = csr.copy() if csr is X else csr
+        csr.sum_duplicates()  # sorts the indices, adds duplicates (in place: hence the copy)
+    if not all_finite(np.ascontiguousarray(csr.data)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return csr
+
+
+def n_rows(X):
+    """Number of samples of a dense or scipy.sparse ``X`` (``len`` fails on sparse matrices)."""
+    return X.shape[0]
 
 
 def check_range(a, dtype, name):
@@ -79,5 +115,5 @@ def all_finite(a):
 
 
 def check_rows(X, Y, xname="X", yname="Y"):
-    if len(X) != len(Y):
-        raise ValueError(f"{xname} has {len(X)} samples but {yname} has {len(Y)}")
+    if n_rows(X) != len(Y):
+        raise ValueError(f"{xname} has {n_rows(X)} samples but {yname} has {len(Y)}")

@@ -399,7 +399,10 @@ class Dropout(Layer):
         if not self.training or self.p == 0:
             self._pos0 = None
             return x
-        self._pos0, self._pos = self._pos, self._pos + len(x)
+        if hasattr(x, "tocsr"):  # scipy.sparse
+            raise ValueError("Dropout cannot take scipy.sparse input directly (masking would make it dense); "
+                             "put it after the first Linear layer")
+        self._pos0, self._pos = self._pos, self._pos + x.shape[0]
         return _ops(ops).dropout_forward(x, self._key, self._stream, self._pos0, self.p)
 
     def backward(self, grad, ops=None):

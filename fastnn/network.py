@@ -325,12 +325,13 @@ class Sequential:
         pred = self.predict(X, batch_size, backend)
         out = {"loss": cost.value(pred, tg.T)}
         if tg.labels is not None:
-            out["accuracy"] = cost.count_correct(pred, tg.labels) / cost.accuracy_denominator(len(X), self.outsize)
+            out["accuracy"] = cost.count_correct(pred, tg.labels) / cost.accuracy_denominator(X.shape[0], self.outsize)
         return out
 
     # -- training --------------------------------------------------------------------
     def fit(self, X, Y, cost, optimizer, epochs=1, batch_size=32, shuffle=True, seed=None,
-            validation_data=None, backend="auto", callbacks=None, progress=False, on_nonfinite="raise"):
+            validation_data=None, backend="auto", callbacks=None, progress=False, on_nonfinite="raise",
+            sparse="auto"):
         """Train the network in place; returns a :class:`~fastnn.History`.
 
         Parameters
@@ -356,6 +357,9 @@ class Sequential:
             What a NaN or inf loss does (divergence): raise :class:`~fastnn.DivergenceError`
             after restoring the weights and optimizer state of the last finite chunk of
             batches; the same restore, then return with ``history.diverged``; or train on.
+        sparse : "auto", True or False
+            Whether the first layer works on the non-zero inputs only (X may be a
+            scipy.sparse matrix); "auto" decides from the input's density.
         """
         from fastnn.training import Trainer
 
@@ -365,7 +369,7 @@ class Sequential:
         self.train()  # Dropout is active in fit whatever the mode; the mode is restored after
         try:
             return trainer.fit(X, Y, epochs=epochs, validation_data=validation_data,
-                               callbacks=callbacks, progress=progress, on_nonfinite=on_nonfinite)
+                               callbacks=callbacks, progress=progress, on_nonfinite=on_nonfinite, sparse=sparse)
         finally:
             self.train(mode)
 

@@ -83,7 +83,7 @@ class BatchLoop:
     def __init__(self, ops, net, cost, optimizer, X, targets, batch_size):
         self.ops, self.net, self.cost, self.optimizer = ops, net, cost, optimizer
         self.X, self.targets, self.batch_size = X, targets, batch_size
-        self.n_batches = -(-len(X) // batch_size)
+        self.n_batches = -(-X.shape[0] // batch_size)
         self.fused_last = cost.fuses_with(net.layers[-1]) if net.layers else False
 
     def run(self, order, b0, b1):
@@ -250,17 +250,23 @@ class Trainer:
         _checks.check_rows(X, targets.T, name, yname)
         return X, targets
 
-    def fit(self, X, Y, epochs=1, validation_data=None, callbacks=None, progress=False, on_nonfinite="raise"):
+    def fit(self, X, Y, epochs=1, validation_data=None, callbacks=None, progress=False, on_nonfinite="raise",
+            sparse="auto"):
         """Train for ``epochs`` epochs; returns a :class:`History`.
 
         Every argument is checked before any parameter changes. ``on_nonfinite`` says what
         a NaN or inf loss does: ``"raise"`` (:class:`DivergenceError`, after restoring the
         last finite chunk's weights and optimizer state), ``"stop"`` (the same restore,
-        then return with ``history.diverged``) or ``"ignore"`` (train on).
+        then return with ``history.diverged``) or ``"ignore"`` (train on). ``sparse``
+        ("auto", True, False) chooses whether the first layer works on the non-zero inputs
+        only; "auto" decides from the input's density (a scipy.sparse X always does).
         """
         epochs = _checks.check_positive_int("epochs", epochs)
         if on_nonfinite not in ON_NONFINITE:
             raise ValueError(f"on_nonfinite must be one of {', '.join(ON_NONFINITE)}, got {on_nonfinite!r}")
+        if sparse not in ("auto", True, False):
+            raise ValueError(f"sparse must be 'auto', True or False, got {sparse!r}")
+        self._sparse = sparse
         self.optimizer.check()
         X, targets = self._prepare(X, Y)
         val = None
@@ -290,7 +296,7 @@ class Trainer:
         return batches * len(net.layers) * NUMPY_LAYER_SECONDS + flops / NUMPY_FLOPS
 
     def _fit(self, X, targets, epochs, val, cbs, on_nonfinite):
-        net, opt, n = self.net, self.optimizer, len(X)
+        net, opt, n = self.net, self.optimizer, X.shape[0]
         self.ops = self._chosen_ops
         if self._auto and self.ops.name != "numpy" and self.numpy_estimate(n, epochs) < AUTO_NUMPY_SECONDS:
             self.ops = get_ops("numpy")  # a tiny fit: less work than loading compiled kernels
@@ -299,7 +305,7 @@ class Trainer:
         cbs.set_trainer(self)
         opt.ensure_setup(net)
         bs = min(self.batch_size, n)  # a batch larger than the data is the whole data: size buffers by it
-        runner = self.ops.make_runner(net, self.cost, opt, X, targets, bs)
+        runner = self.ops.make_runner(net, self.cost, opt, X, targets, bs, sparse=self._sparse)
         if runner is None:
             runner = BatchLoop(self.ops, net, self.cost, opt, X, targets, bs)
         nb = runner.n_batches
@@ -362,7 +368,7 @@ class Trainer:
                     logs["val_loss"] = self.cost.value(pred, vt.T)
                     if vt.labels is not None:
                         logs["val_accuracy"] = (self.cost.count_correct(pred, vt.labels)
-                                                / self.cost.accuracy_denominator(len(vX), net.outsize))
+                                                / self.cost.accuracy_denominator(vX.shape[0], net.outsize))
                 history.append(epoch, logs, time.perf_counter() - t0)
                 cbs.on_epoch_end(epoch, logs)
                 if hasattr(runner, "reload"):

@@ -409,9 +409,9 @@ class _RecordingOps(Ops):
     def __init__(self):
         self.runs = 0
 
-    def make_runner(self, *args):
+    def make_runner(self, *args, **kwargs):
         self.runs += 1
-        return super().make_runner(*args)
+        return super().make_runner(*args, **kwargs)
 
 
 def test_fit_default_honours_set_backend_and_env(clean_backend_state):

@@ -86,7 +86,7 @@ class _WrongRunner(BatchLoop):
 class _WrongOps(Ops):
     name = "numba"
 
-    def make_runner(self, net, cost, optimizer, X, targets, batch_size):
+    def make_runner(self, net, cost, optimizer, X, targets, batch_size, sparse="auto"):
         return _WrongRunner(self, net, cost, optimizer, X, targets, batch_size)
 
 

@@ -89,6 +89,49 @@ def test_train_evaluate_predict_csv(files, capsys):
     assert rc == 0 and out.splitlines()[0] == "class,p_0,p_1" and len(out.splitlines()) == 201
 
 
+def test_sparse_npz_trains_sparse(tmp_path, capsys, monkeypatch):
+    """A scipy.sparse.save_npz file is trained as CSR (never densified), targets from --targets."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    X = sp.random(300, 400, density=0.02, format="csr", random_state=1, dtype=np.float32)
+    y = (np.asarray(X[:, :200].sum(axis=1)).ravel() > np.asarray(X[:, 200:].sum(axis=1)).ravel()).astype(int)
+    sp.save_npz(tmp_path / "X.npz", X)
+    np.save(tmp_path / "y.npy", y)
+    np.savetxt(tmp_path / "y.csv", y, fmt="%d")
+    seen = []
+    real_fit = fn.Sequential.fit
+
+    def spy(self, X, *a, **kw):
+        seen.append(type(X).__module__)
+        return real_fit(self, X, *a, **kw)
+
+    monkeypatch.setattr(fn.Sequential, "fit", spy)
+    model = tmp_path / "m.safetensors"
+    rc, out, err = run(["train", "--data", tmp_path / "X.npz", "--targets", tmp_path / "y.npy", "--epochs", 3,
+                        "--val-split", 0.2, "--save", model, "--quiet", "--backend", "numpy"], capsys)
+    assert rc == 0, err
+    assert seen and seen[0].startswith("scipy.sparse") and "trained 3 epochs" in out
+    rc, out, _ = run(["evaluate", model, "--data", tmp_path / "X.npz", "--targets", tmp_path / "y.csv"], capsys)
+    assert rc == 0 and re.search(r"^accuracy: \d\.\d{4}$", out, re.M)
+    rc, out, _ = run(["predict", model, "--data", tmp_path / "X.npz"], capsys)
+    assert rc == 0 and len(out.splitlines()) == 301
+    rc, _, err = run(["train", "--data", tmp_path / "X.npz", "--quiet"], capsys)
+    assert rc == 2 and "name their file with --targets" in err
+    rc, _, err = run(["train", "--data", tmp_path / "X.npz", "--targets", tmp_path / "nope.npy", "--quiet"], capsys)
+    assert rc == 2 and "--targets: file not found" in err
+    np.save(tmp_path / "short.npy", y[:10])
+    rc, _, err = run(["train", "--data", tmp_path / "X.npz", "--targets", tmp_path / "short.npy", "--quiet"], capsys)
+    assert rc == 2 and "300 input rows but 10 targets" in err
+
+
+def test_plural():
+    from fastnn.cli._common import plural
+
+    assert [plural(1, "epoch"), plural(3, "epoch"), plural(2, "batch"), plural(0, "sample")] == [
+        "1 epoch", "3 epochs", "2 batches", "0 samples"]
+
+
 def test_train_regression_defaults(files, capsys):
     model = files / "r.safetensors"
     rc, out, err = run(["train", "--data", files / "r.csv", "--epochs", 30, "--lr", 0.01, "--save", model],

@@ -33,11 +33,25 @@ def test_float64_beyond_float32_range_is_named_as_overflow(backend):
         _net().fit(big, np.arange(6) % 3, fn.CrossEntropy(), fn.SGD(0.1), backend=backend)
 
 
-def test_sparse_input_is_named():
-    with pytest.raises(ValueError, match="scipy.sparse matrix"):
-        _net().fit(sp.csr_matrix(X), np.arange(6) % 3, fn.CrossEntropy(), fn.SGD(0.1))
-    with pytest.raises(ValueError, match="scipy.sparse matrix"):
-        _net().predict(sp.csr_matrix(X))
+def test_bad_sparse_input_is_named():
+    """scipy.sparse X is taken (tests/test_sparse.py); its problems get their own messages."""
+    y = np.arange(6) % 3
+    bad = sp.csr_matrix(X)
+    bad.data[3] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN or inf"):
+        _net().fit(bad, y, fn.CrossEntropy(), fn.SGD(0.1))
+    with pytest.raises(ValueError, match="X has 4 features but the network expects 3"):
+        _net().fit(sp.csr_matrix(np.ones((6, 4))), y, fn.CrossEntropy(), fn.SGD(0.1))
+    with pytest.raises(ValueError, match="X has 5 samples but Y has 6"):
+        _net().fit(sp.csr_matrix(X[:5]), y, fn.CrossEntropy(), fn.SGD(0.1))
+    with pytest.raises(ValueError, match="X_val has 2 features but the network expects 3"):
+        _net().fit(X, y, fn.CrossEntropy(), fn.SGD(0.1), validation_data=(sp.csr_matrix(np.ones((6, 2))), y))
+    huge = sp.csr_matrix(X * 1e38 * 10)
+    with pytest.raises(ValueError, match="beyond the range of float32"):
+        _net().fit(huge, y, fn.CrossEntropy(), fn.SGD(0.1))
+    with pytest.raises(ValueError, match="Dropout cannot take scipy.sparse input"):
+        fn.Sequential(fn.Dropout(0.5), fn.Linear(3, 3), seed=0).fit(sp.csr_matrix(X), y, fn.CrossEntropy(),
+                                                                    fn.SGD(0.1), backend="numpy")
 
 
 @pytest.mark.parametrize("cost", [fn.CrossEntropy, fn.MSE])

@@ -27,6 +27,7 @@ import warnings
 
 import numpy as np
 
+from fastnn import _checks
 from fastnn.backends import plan as _plan
 from fastnn.backends.numpy import Ops
 from fastnn.kernels import reference
@@ -64,7 +65,7 @@ class CudaRunner:
 
         self.cuda, self.epoch = cuda, epoch
         self.net, self.optimizer, self.batch_size = net, optimizer, batch_size
-        n, dt = len(X), net.dtype
+        n, dt = X.shape[0], net.dtype
         self.n_batches = -(-n // batch_size)
         self.plan = p = _plan.Plan(net, cost, optimizer, targets, batch_size, transposed=False)
         # -- parameters, gradients, optimizer state: uploaded once per fit
@@ -173,8 +174,13 @@ class CudaOps(Ops):
                              "(each call copies its arrays between host and device)")
         return op
 
-    def make_runner(self, net, cost, optimizer, X, targets, batch_size):
+    def make_runner(self, net, cost, optimizer, X, targets, batch_size, sparse="auto"):
         """A :class:`CudaRunner` (device-resident) for plain MLPs, else None (the Python loop)."""
+        if _checks.is_sparse(X):
+            _warn_once(("sparse", repr(net)),
+                       "backend 'cuda' has no sparse-input kernels yet: a scipy.sparse X trains op by op, its "
+                       "first layer through SciPy on the host; backend='numba' trains it in compiled code")
+            return None
         if _plan.fusable(net, cost, optimizer):
             return CudaRunner(net, cost, optimizer, X, targets, batch_size)
         _warn_once(("loop", type(cost).__name__, type(optimizer).__name__, repr(net)),
@@ -185,13 +191,13 @@ class CudaOps(Ops):
 
     def predict(self, net, X, batch_size=None):
         """Forward ``X`` (N, insize) on the device in batches -> (N, outsize) on the host."""
-        if not _plan.is_plain_mlp(net) or len(X) == 0:
+        if not _plan.is_plain_mlp(net) or X.shape[0] == 0 or _checks.is_sparse(X):
             return super().predict(net, X, batch_size)
         from numba import cuda
 
         from fastnn.kernels.cuda import epoch
 
-        n, dt = len(X), net.dtype
+        n, dt = X.shape[0], net.dtype
         bs = min(batch_size or self.predict_batch_size, n)
         spec, slopes, _ = _plan.layer_table(net, 0, transposed=False)
         layers = epoch.device_layers(_plan.layout.Model(cuda.to_device(net.params), None, spec, slopes, None))

@@ -15,6 +15,7 @@ of :mod:`fastnn.training` (``make_runner`` returns None).
 
 import numpy as np
 
+from fastnn import _checks
 from fastnn.kernels import reference
 
 
@@ -42,7 +43,21 @@ class Ops:
                 return fn
         raise AttributeError(f"backend {self.name!r} has no op {name!r}")
 
-    def make_runner(self, net, cost, optimizer, X, targets, batch_size):
+    # The two ops that touch a first layer's input also take a scipy.sparse batch (CSR): on
+    # every backend it goes through SciPy's sparse products (the reference), O(nnz * out).
+    def linear_forward(self, x, W, b=None):
+        """``y = x @ W + b``; x: (B, in) dense or scipy.sparse, W: (in, out) -> y: (B, out)."""
+        if _checks.is_sparse(x):
+            return reference.linear_forward(x, W, b)
+        return self.__getattr__("linear_forward")(x, W, b)
+
+    def linear_backward_weight(self, x, dy):
+        """``dW = x.T @ dy``; x: (B, in) dense or scipy.sparse, dy: (B, out) -> dW: (in, out)."""
+        if _checks.is_sparse(x):
+            return reference.linear_backward_weight(x, dy)
+        return self.__getattr__("linear_backward_weight")(x, dy)
+
+    def make_runner(self, net, cost, optimizer, X, targets, batch_size, sparse="auto"):
         """A runner that trains whole ranges of batches of one ``fit`` in compiled code, or
         None for the Python batch loop of :mod:`fastnn.training` (always None here).
 
@@ -50,14 +65,15 @@ class Ops:
         batches ``b0 <= b < b1`` of the int64 sample ``order``; the loss summed over the
         samples and the correct count, both measured on each batch's forward pass before
         its update; the first batch whose loss is not finite, or -1) and ``finish()`` (make
-        the network and optimizer hold the trained values).
+        the network and optimizer hold the trained values). ``X`` may be a scipy.sparse
+        matrix; ``sparse`` is ``fit``'s choice of the sparse kernels ("auto", True, False).
         """
         return None
 
     def predict(self, net, X, batch_size=None):
-        """Forward ``X`` (N, insize) through ``net`` in batches -> (N, outsize)."""
+        """Forward ``X`` (N, insize; dense or scipy.sparse CSR) through ``net`` in batches -> (N, outsize)."""
         bs = batch_size or self.predict_batch_size
-        n = len(X)
+        n = X.shape[0]
         out = np.empty((n, net.outsize if net.outsize else X.shape[1]), net.dtype)
         for s in range(0, n, bs):
             x = X[s:s + bs]

@@ -47,7 +47,9 @@ def plural(n, word):
     """``1 epoch``, ``3 epochs``; ``1 batch``, ``2 batches``."""
     if n == 1:
         return f"1 {word}"
-    return f"{n} {word}es" if word.endswith(("ch", "sh", "s", "x")) else f"{n} {word}s"
+    # "batch" -> "batches", but "epoch" -> "epochs" (a hard "ch")
+    sibilant = word.endswith(("sh", "s", "x")) or (word.endswith("ch") and not word.endswith("och"))
+    return f"{n} {word}es" if sibilant else f"{n} {word}s"
 
 
 def fmt_value(v):

@@ -84,13 +84,37 @@ def _pick(arrays, names, path, what):
                      f"the file has {', '.join(arrays) or 'none'})")
 
 
-def load_data(spec, split="train", data_dir=None, need_target=True, n_features=None):
+#: The arrays of a ``scipy.sparse.save_npz`` file.
+SPARSE_NPZ_KEYS = {"format", "shape", "data", "indices", "indptr"}
+
+
+def _load_targets(path):
+    """``--targets``: a .npy array, a .npz with ``y``, or a one-column (or multi-column) .csv."""
+    ext = os.path.splitext(path)[1].lower()
+    if not os.path.isfile(path):
+        raise UsageError(f"--targets: file not found: {path}")
+    try:
+        if ext == ".npy":
+            return np.load(path, allow_pickle=False)
+        if ext == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                return _pick({k: z[k] for k in z.files}, ("y", "Y", "target", "labels"), path, "the targets")
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"{path}: not a readable {ext} file ({exc})") from None
+    if ext == ".csv":
+        data = _read_csv(path)
+        return data[:, 0] if data.shape[1] == 1 else data
+    raise UsageError(f"--targets must be a .npy, .npz or .csv file, got {path!r}")
+
+
+def load_data(spec, split="train", data_dir=None, need_target=True, n_features=None, targets=None):
     """``--data`` -> ``(X, y, description)``.
 
     ``spec`` is ``"mnist"`` (the ``split`` set), a ``.npz`` file with arrays ``X``
-    and ``y``, or a ``.csv`` file whose last column is the target. Without
-    ``need_target`` (predict) a CSV of exactly ``n_features`` columns is all inputs
-    and ``y`` may be None.
+    and ``y``, a ``scipy.sparse.save_npz`` file (X stays a CSR matrix; ``targets``,
+    ``--targets``, names the file of y), or a ``.csv`` file whose last column is the
+    target. Without ``need_target`` (predict) a CSV of exactly ``n_features`` columns
+    is all inputs and ``y`` may be None.
     """
     if spec.lower() == "mnist":
         Xtr, ytr, Xte, yte = _load_mnist(data_dir)
@@ -106,9 +130,23 @@ def load_data(spec, split="train", data_dir=None, need_target=True, n_features=N
                 arrays = {k: z[k] for k in z.files}
         except (ValueError, OSError) as exc:
             raise UsageError(f"{spec}: not a readable .npz file ({exc})") from None
+        if SPARSE_NPZ_KEYS <= set(arrays):
+            import scipy.sparse as sp
+
+            try:
+                X = sp.load_npz(spec).tocsr()
+            except (ValueError, OSError) as exc:
+                raise UsageError(f"{spec}: not a readable scipy.sparse .npz file ({exc})") from None
+            if need_target and targets is None:
+                raise UsageError(f"{spec} holds a scipy.sparse matrix (the inputs) and no targets: "
+                                 "name their file with --targets")
+            y = _load_targets(targets) if targets is not None else None
+            return _checked(X, y, spec)
         X = _pick(arrays, ("X", "x", "X_train", "data"), spec, "the inputs")
         y = None
-        if need_target or any(k in arrays for k in ("y", "Y", "y_train", "target", "labels")):
+        if targets is not None:
+            y = _load_targets(targets)
+        elif need_target or any(k in arrays for k in ("y", "Y", "y_train", "target", "labels")):
             y = _pick(arrays, ("y", "Y", "y_train", "target", "labels"), spec, "the targets")
     else:
         data = _read_csv(spec)
@@ -118,12 +156,15 @@ def load_data(spec, split="train", data_dir=None, need_target=True, n_features=N
             if data.shape[1] < 2:
                 raise UsageError(f"{spec}: needs at least 2 columns (inputs, then the target in the last)")
             X, y = data[:, :-1], data[:, -1]
-    X = np.asarray(X)
+    return _checked(np.asarray(X), y, spec)
+
+
+def _checked(X, y, spec):
     if X.ndim != 2 or X.dtype.kind not in "fiub":
         raise UsageError(f"{spec}: inputs must be a numeric 2-D array (samples, features), got "
                          f"{X.dtype} of shape {X.shape}")
-    if y is not None and len(y) != len(X):
-        raise UsageError(f"{spec}: {len(X)} input rows but {len(y)} targets")
+    if y is not None and len(y) != X.shape[0]:
+        raise UsageError(f"{spec}: {X.shape[0]} input rows but {len(y)} targets")
     return X, y, spec
 
 

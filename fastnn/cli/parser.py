@@ -65,7 +65,11 @@ def build_parser():
                        "per epoch is printed (none with --quiet). Ctrl-C stops cleanly, keeps the model "
                        "trained so far (saved with --save) and exits with status 130.")
     t.add_argument("--data", required=True, metavar="mnist|PATH.npz|PATH.csv",
-                   help="'mnist'; a .npz with arrays X and y; or a .csv whose last column is the target")
+                   help="'mnist'; a .npz with arrays X and y; a scipy.sparse matrix saved with "
+                   "scipy.sparse.save_npz (trained sparse; targets from --targets); or a .csv whose last "
+                   "column is the target")
+    t.add_argument("--targets", default=None, metavar="PATH.npy|PATH.npz|PATH.csv",
+                   help="the targets, when --data holds only the inputs (a scipy.sparse .npz)")
     t.add_argument("--layers", default=None, metavar="N,N,...",
                    help="layer sizes, inputs first, like 784,256,10 (default: inputs,64,outputs)")
     t.add_argument("--activation", default="relu", choices=ACTIVATIONS, help="hidden activation (default relu)")
@@ -92,6 +96,8 @@ def build_parser():
                        "For --data mnist the test set is used.")
     e.add_argument("model", metavar="MODEL", help="a .safetensors model file written by fastnn")
     e.add_argument("--data", required=True, metavar="mnist|PATH.npz|PATH.csv")
+    e.add_argument("--targets", default=None, metavar="PATH.npy|PATH.npz|PATH.csv",
+                   help="the targets, when --data holds only the inputs (a scipy.sparse .npz)")
     e.add_argument("--cost", default=None, choices=COSTS, help="default: the cost stored in the model file")
     e.add_argument("--backend", default="auto", choices=BACKENDS)
     e.add_argument("--data-dir", default=None, metavar="DIR", help="MNIST folder")

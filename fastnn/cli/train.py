@@ -112,7 +112,7 @@ def cmd_train(args):
         Xtr_all, ytr_all, Xte, yte = _load_mnist(args.data_dir)
         X, y, desc = Xtr_all, ytr_all, "mnist (train)"
     else:
-        X, y, desc = load_data(args.data, "train", args.data_dir)
+        X, y, desc = load_data(args.data, "train", args.data_dir, targets=args.targets)
     n_feat = X.shape[1]
     labels = _whole_labels(y)
     cost = _choose_cost(args, labels, sizes)
@@ -139,11 +139,11 @@ def cmd_train(args):
     val = None
     Xtr, Ttr = X, T
     if args.val_split > 0:
-        n_val = int(round(len(X) * args.val_split))
-        if n_val < 1 or n_val >= len(X):
+        n_val = int(round(X.shape[0] * args.val_split))
+        if n_val < 1 or n_val >= X.shape[0]:
             raise UsageError(f"--val-split {args.val_split} leaves no samples for "
-                             f"{'validation' if n_val < 1 else 'training'} out of {len(X)}")
-        perm = np.random.default_rng(args.seed).permutation(len(X))
+                             f"{'validation' if n_val < 1 else 'training'} out of {X.shape[0]}")
+        perm = np.random.default_rng(args.seed).permutation(X.shape[0])
         Xtr, Ttr = X[perm[n_val:]], T[perm[n_val:]]
         val = (X[perm[:n_val]], T[perm[:n_val]])
     arch = "-".join(map(str, sizes))
@@ -151,7 +151,7 @@ def cmd_train(args):
     if not args.quiet:
         _say(net.summary())
         _say(f"training {arch} ({args.activation}) with {cost}, {args.optimizer} lr {opt.lr:g}, "
-             f"batch {args.batch_size}, {plural(args.epochs, 'epoch')} on {len(Xtr)} samples of {desc} "
+             f"batch {args.batch_size}, {plural(args.epochs, 'epoch')} on {Xtr.shape[0]} samples of {desc} "
              f"[backend {backend}]")
     t0 = time.perf_counter()
     hist = net.fit(Xtr, Ttr, cost=_cost_obj(cost), optimizer=opt, epochs=args.epochs,
@@ -213,13 +213,13 @@ def _check_features(net, X, desc):
 def cmd_evaluate(args):
     backend = _check_backend(args.backend)
     net, meta = _load_model(args.model)
-    X, y, desc = load_data(args.data, "test", args.data_dir)
+    X, y, desc = load_data(args.data, "test", args.data_dir, targets=args.targets)
     _check_features(net, X, desc)
     cost = args.cost or _cost_name(meta.get("cost")) or ("ce" if net.outsize > 1 and _whole_labels(y) is not None
                                                         else "mse")
     T = _targets_for(cost, y, net.outsize, desc)
     res = net.evaluate(X, T, _cost_obj(cost), backend=backend)
-    _say(f"{len(X)} samples of {desc}, cost {cost}")
+    _say(f"{X.shape[0]} samples of {desc}, cost {cost}")
     _say(f"loss: {fmt_value(res['loss'])}")
     if "accuracy" in res:
         _say(f"accuracy: {fmt_value(res['accuracy'])}")
@@ -251,7 +251,7 @@ def cmd_predict(args):
     header = ",".join(cols)
     if args.out:
         np.savetxt(args.out, table, delimiter=",", header=header, comments="", fmt=fmt)
-        _say(f"wrote {len(X)} predictions for {desc} to {args.out}")
+        _say(f"wrote {X.shape[0]} predictions for {desc} to {args.out}")
     else:
         np.savetxt(sys.stdout, table, delimiter=",", header=header, comments="", fmt=fmt)
     return 0

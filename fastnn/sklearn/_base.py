@@ -254,8 +254,8 @@ class _BaseMLP(BaseEstimator):
 
     # -- input ---------------------------------------------------------------------------
     def _to_net_input(self, X, dtype):
-        if hasattr(X, "toarray"):  # scipy sparse: the kernels are dense
-            X = X.toarray()
+        if hasattr(X, "tocsr"):  # scipy.sparse stays sparse: fastnn trains the first layer on its non-zeros
+            return X.tocsr().astype(dtype, copy=False)
         X = np.ascontiguousarray(X, dtype=dtype)
         if not X.flags.writeable:
             # Read-only arrays (memmaps) are a different type to Numba: copying avoids a
@@ -355,7 +355,7 @@ class _BaseMLP(BaseEstimator):
             X_train, Y_train = X[idx_train], Y[idx_train]
         else:
             val, X_train, Y_train = None, X, Y
-        n_train = len(X_train)
+        n_train = X_train.shape[0]
         if self.batch_size == "auto":
             batch_size = min(200, n_train)
         else:

@@ -40,7 +40,7 @@ class LossGrad:
 
     def __init__(self, est, net, cost, X, targets, ops):
         self.net, self.cost, self.X, self.T, self.ops = net, cost, X, targets.T, ops
-        self.alpha, self.n = float(est.alpha), len(X)
+        self.alpha, self.n = float(est.alpha), X.shape[0]
         self.scale = est._loss_scale()
         self.fused_last = cost.fuses_with(net.layers[-1])
         self.calls = 0

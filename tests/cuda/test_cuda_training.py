@@ -239,3 +239,23 @@ def test_gpu_benchmark_refuses_to_run_under_the_simulator(capsys):
 
     assert bench_cuda.main(["--backend", "cuda", "--quick"]) == bench_cuda.EXIT_USAGE
     assert "simulator" in capsys.readouterr().err
+
+
+def test_sparse_input_trains_op_by_op_and_predicts(recwarn):
+    """A scipy.sparse X: the CUDA backend has no sparse kernels yet, so it says so once and
+    trains op by op (its first layer through SciPy on the host); results equal numpy's."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(3)
+    X = sp.random(37, 19, density=0.15, format="csr", random_state=2, dtype=np.float64)
+    y = rng.integers(0, 3, 37)
+    nets = []
+    for backend in ("numpy", "cuda"):
+        net = fn.Sequential(fn.Linear(19, 5), fn.ReLU(), fn.Linear(5, 3), seed=1, dtype=np.float64)
+        net.fit(X, y, fn.CrossEntropy(), fn.Adam(0.05), epochs=2, batch_size=8, seed=0, backend=backend)
+        nets.append(net)
+    assert any("no sparse-input kernels" in str(w.message) for w in recwarn.list)
+    assert not np.allclose(nets[0].params, fn.Sequential(fn.Linear(19, 5), fn.ReLU(), fn.Linear(5, 3), seed=1,
+                                                         dtype=np.float64).params)
+    assert_allclose(nets[1].params, nets[0].params, rtol=TRAIN_RTOL64, atol=1e-12)
+    assert_allclose(nets[1].predict(X, backend="cuda"), nets[0].predict(X.toarray()), rtol=1e-10, atol=1e-12)
