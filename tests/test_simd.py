@@ -185,8 +185,11 @@ def test_a_failed_intrinsic_compile_falls_back_to_plain_loops(monkeypatch):
         if epoch_online.uses_simd():
             raise numba.core.errors.LoweringError("intrinsic rejected by this LLVM")
         return real(*args)
+    from fastnn.kernels.cpu import simd
+    # start from the intrinsics even in the FASTNN_SIMD=0 run (restored afterwards)
     for name in epoch_online.ROW_KERNELS:
-        monkeypatch.setattr(epoch_online, name, getattr(epoch_online, name))  # restored afterwards
+        monkeypatch.setattr(epoch_online, name, getattr(simd, name))
+    assert epoch_online.uses_simd()
     monkeypatch.setattr(epoch_online, "train", flaky)
     X = np.random.default_rng(0).normal(size=(20, 3))
     net = fn.Sequential(fn.Linear(3, 2), seed=0, dtype=np.float64)
