@@ -65,7 +65,8 @@ def test_linear(benchmark, impl, shape, op):
 
 
 @pytest.mark.parametrize("impl", list(IMPLS))
-@pytest.mark.parametrize("op", ["sigmoid_forward", "relu_forward", "softmax_forward", "cross_entropy_grad"])
+@pytest.mark.parametrize("op", ["sigmoid_forward", "relu_forward", "softmax_forward", "cross_entropy_grad",
+                                "elu_forward", "softplus_forward", "gelu_forward", "silu_forward", "relu6_forward"])
 def test_rowwise(benchmark, impl, op):
     dt = np.float32
     rng = np.random.default_rng(0)

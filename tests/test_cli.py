@@ -57,6 +57,26 @@ def test_other_demos(tmp_path, capsys, name, figures, expect):
     assert "0.000000" not in out and " 1 epochs" not in out
 
 
+@pytest.mark.parametrize("optimizer, activation, cls, lr", [
+    ("rmsprop", "elu", "RMSprop", 0.01), ("adagrad", "softplus", "Adagrad", 0.01),
+    ("adadelta", "gelu", "Adadelta", 1.0), ("adamw", "silu", "AdamW", 1e-3), ("nesterov", "relu6", "SGD", 0.01),
+])
+def test_train_takes_every_optimizer_and_activation(files, capsys, monkeypatch, optimizer, activation, cls, lr):
+    seen = {}
+    real_fit = fn.Sequential.fit
+
+    def spy(self, *a, **kw):
+        seen["opt"], seen["layers"] = kw.get("optimizer"), [type(layer).__name__ for layer in self.layers]
+        return real_fit(self, *a, **kw)
+    monkeypatch.setattr(fn.Sequential, "fit", spy)
+    rc, out, err = run(["train", "--data", files / "c.csv", "--layers", "2,8,2", "--activation", activation,
+                        "--optimizer", optimizer, "--epochs", 2, "--quiet"], capsys)
+    assert rc == 0, err
+    assert type(seen["opt"]).__name__ == cls and seen["opt"].lr == pytest.approx(lr)  # its own default lr
+    act = {"elu": "ELU", "softplus": "Softplus", "gelu": "GELU", "silu": "SiLU", "relu6": "ReLU6"}[activation]
+    assert seen["layers"] == ["Linear", act, "Linear"]
+
+
 def test_train_evaluate_predict_csv(files, capsys):
     model = files / "m.safetensors"
     rc, out, err = run(["train", "--data", files / "c.csv", "--layers", "2,16,2", "--activation", "tanh",
@@ -151,7 +171,7 @@ def test_train_regression_defaults(files, capsys):
     (["train", "--data", "{d}/c.csv", "--layers", "2,x,2"], "--layers"),
     (["train", "--data", "{d}/c.csv", "--layers", "2,8,1", "--cost", "ce"], "labels"),
     (["train", "--data", "{d}/r.csv", "--layers", "3,8,2", "--cost", "mse"], "column"),
-    (["train", "--data", "{d}/c.csv", "--optimizer", "rmsprop"], "invalid choice"),
+    (["train", "--data", "{d}/c.csv", "--optimizer", "lbfgs"], "invalid choice"),
     (["train", "--data", "{d}/c.csv", "--lr", "-1"], "positive"),
     (["train", "--data", "{d}/c.csv", "--epochs", "0"], "--epochs"),
     (["train", "--data", "{d}/c.csv", "--val-split", "1.5"], "--val-split"),

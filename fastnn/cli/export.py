@@ -2,7 +2,7 @@
 
 import os
 
-from fastnn.cli._common import UsageError, _say
+from fastnn.cli._common import UsageError, _say, plural
 
 
 def cmd_export(args):
@@ -23,6 +23,6 @@ def cmd_export(args):
         raise UsageError("ONNX export needs the onnx package: pip install 'fastnn-numba[onnx]'") from None
     net = io.load(args.model)
     export(net, args.onnx, softmax=args.softmax, opset=args.opset)
-    _say(f"wrote {args.onnx}: {len(net.linears)} Linear layer(s), {net.insize} inputs, {net.outsize} outputs"
+    _say(f"wrote {args.onnx}: {plural(len(net.linears), 'Linear layer')}, {net.insize} inputs, {net.outsize} outputs"
          + (", softmax at the end" if args.softmax else "") + " (batch dimension dynamic)")
     return 0

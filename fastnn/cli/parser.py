@@ -6,9 +6,9 @@ import numpy as np
 
 from fastnn.cli._common import UsageError
 
-ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "identity")
+ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "identity", "elu", "softplus", "gelu", "silu", "relu6")
 COSTS = ("mse", "ce", "bce")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad", "adadelta", "adamw")
 BACKENDS = ("auto", "numpy", "numba", "cuda")
 DEMOS = ("circles", "linear", "sine", "xor", "mnist")
 
@@ -78,7 +78,8 @@ def build_parser():
                    "labels 0..K-1, else mse")
     t.add_argument("--optimizer", default="adam", choices=OPTIMIZERS, help="default adam")
     t.add_argument("--lr", type=_positive_float, default=None,
-                   help="learning rate (default 0.001 for adam, 0.01 otherwise)")
+                   help="learning rate (default: the optimizer's own, as torch.optim: 0.001 for adam and "
+                        "adamw, 1.0 for adadelta, 0.01 otherwise)")
     t.add_argument("--epochs", type=int, default=10, help="default 10")
     t.add_argument("--batch-size", type=int, default=32, help="default 32")
     t.add_argument("--backend", default="auto", choices=BACKENDS, help="compute backend (default auto)")

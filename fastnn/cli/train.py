@@ -33,8 +33,9 @@ def build_net(sizes, activation, cost, seed, dtype=np.float32):
     import fastnn as fn
 
     act = {"relu": fn.ReLU, "leaky_relu": fn.LeakyReLU, "tanh": fn.Tanh, "sigmoid": fn.Sigmoid,
-           "identity": fn.Identity}[activation]
-    init = "he" if activation in ("relu", "leaky_relu") else "xavier"
+           "identity": fn.Identity, "elu": fn.ELU, "softplus": fn.Softplus, "gelu": fn.GELU,
+           "silu": fn.SiLU, "relu6": fn.ReLU6}[activation]
+    init = "he" if activation in ("relu", "leaky_relu", "elu", "gelu", "silu", "relu6") else "xavier"
     layers = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(sizes) - 2
@@ -59,11 +60,12 @@ def _cost_name(cost_cls_name):
 def _optimizer(name, lr):
     import fastnn as fn
 
-    if lr is None:
-        lr = 1e-3 if name == "adam" else 0.01
-    if name == "adam":
-        return fn.Adam(lr)
-    return fn.SGD(lr, momentum=0.0 if name == "sgd" else 0.9, nesterov=name == "nesterov")
+    if name in ("sgd", "momentum", "nesterov"):
+        return fn.SGD(0.01 if lr is None else lr, momentum=0.0 if name == "sgd" else 0.9,
+                      nesterov=name == "nesterov")
+    cls = {"adam": fn.Adam, "rmsprop": fn.RMSprop, "adagrad": fn.Adagrad, "adadelta": fn.Adadelta,
+           "adamw": fn.AdamW}[name]
+    return cls() if lr is None else cls(lr)   # each one's own default lr (torch.optim's)
 
 
 def _fmt_metrics(d, prefix=""):

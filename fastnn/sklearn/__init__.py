@@ -27,10 +27,12 @@ How scikit-learn's objective maps onto fastnn's costs (the gradients are equal):
   gradient (and ``0.5 * alpha * ||W||^2 / n_batch`` to its loss), i.e. fastnn's
   ``weight_decay = alpha / batch_size``. The reported loss includes the penalty.
 
-Known differences: no ``solver="lbfgs"`` (a ValueError names the alternatives),
-no ``sample_weight``, Adam puts ``eps`` outside the bias correction (PyTorch's
-form), the last short batch of an epoch gets ``alpha / batch_size`` rather than
-``alpha / len(batch)``, and sparse input is densified.
+Known differences: ``fit`` takes no ``sample_weight`` (a TypeError), no
+``MLPRegressor(loss="poisson")``, Adam puts ``eps`` outside the bias correction
+(PyTorch's form), and the last short batch of an epoch gets ``alpha / batch_size``
+rather than ``alpha / len(batch)``. ``solver="lbfgs"`` runs scipy's L-BFGS-B on
+fastnn's full-batch loss and gradient, as scikit-learn does; scipy.sparse input stays
+sparse (the first layer multiplies only its non-zeros).
 
 Inside joblib worker processes (``GridSearchCV(n_jobs=...)``) and Dask workers the
 ``"numba"`` backend's thread pool is capped so that the workers together use the

@@ -16,9 +16,10 @@
   compile in every process: switching the setting never loads code built for the other.
 * :data:`PARALLEL_MIN_WORK`: multiply-adds per minibatch below which the fused
   training kernels stay on one thread (waking the pool costs microseconds).
-* :data:`PARALLEL` (``FASTNN_PARALLEL``): ``"auto"`` (default) times a few batches on
-  one thread and on all threads at the start of every epoch and keeps the faster;
-  ``"1"`` always uses the threads (above ``PARALLEL_MIN_WORK``); ``"0"`` never.
+* :data:`PARALLEL` (``FASTNN_PARALLEL``): ``"auto"`` (default) decides once per fit, from
+  its multiply-adds per batch, against each path's measured crossover (never from
+  timings, so a fit gives the same bits every run); ``"1"`` always uses the threads
+  (above ``PARALLEL_MIN_WORK``); ``"0"`` never.
   Results never depend on it for fastnn's own kernels: every threaded kernel sums in
   the same order as the serial one.
 * :data:`SIMD` (``FASTNN_SIMD``, default 1): the per-sample epoch's first layer through
@@ -53,7 +54,7 @@ def _read_parallel(value):
 FASTMATH = _read_fastmath(os.environ.get("FASTNN_FASTMATH"))
 #: Whether the compiled kernels use Numba's on-disk cache (``cache=True``).
 CACHE = not FASTMATH
-#: "auto" (measure per epoch), "1" (always thread big batches) or "0" (one thread).
+#: "auto" (thread from each path's measured crossover), "1" (always thread big batches) or "0" (one thread).
 PARALLEL = _read_parallel(os.environ.get("FASTNN_PARALLEL"))
 #: Whether the per-sample epoch uses the LLVM-vector intrinsics (FASTNN_SIMD=0: plain loops).
 SIMD = (os.environ.get("FASTNN_SIMD") or "1").strip() not in ("0", "false", "no", "off")
