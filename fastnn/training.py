@@ -235,14 +235,34 @@ class Trainer:
         self.cost = get_cost(cost)
         self.optimizer = get_optimizer(optimizer)
         self.batch_size = _checks.check_positive_int("batch_size", batch_size)
-        self.ops = self._chosen_ops = get_ops(backend)
         self._auto = resolves_automatically(backend)
+        # "auto" is resolved on first use: a tiny fit then trains on NumPy without ever loading
+        # numba and numba.cuda (about a second of imports)
+        self._backend, self._chosen, self._ops = backend, None, None
+        if not self._auto:
+            self._chosen = get_ops(backend)
         self.shuffle = bool(shuffle)
         self.rng = np.random.default_rng(seed)
         self.stop_training = False
         self.epochs = 0
         if not net.linears:
             raise ValueError("the network has no Linear layer, so nothing to train")
+
+    @property
+    def _chosen_ops(self):
+        """The backend the user chose (``backend=``, or what "auto" resolves to)."""
+        if self._chosen is None:
+            self._chosen = get_ops(self._backend)
+        return self._chosen
+
+    @property
+    def ops(self):
+        """The backend that trains: the chosen one, or NumPy for a tiny fit under "auto"."""
+        return self._ops if self._ops is not None else self._chosen_ops
+
+    @ops.setter
+    def ops(self, value):
+        self._ops = value
 
     def _prepare(self, X, Y, name="X", yname="Y"):
         X = _checks.check_X(X, self.net.insize, self.net.dtype, name=name)
@@ -297,9 +317,10 @@ class Trainer:
 
     def _fit(self, X, targets, epochs, val, cbs, on_nonfinite):
         net, opt, n = self.net, self.optimizer, X.shape[0]
-        self.ops = self._chosen_ops
-        if self._auto and self.ops.name != "numpy" and self.numpy_estimate(n, epochs) < AUTO_NUMPY_SECONDS:
+        if self._auto and self.numpy_estimate(n, epochs) < AUTO_NUMPY_SECONDS:
             self.ops = get_ops("numpy")  # a tiny fit: less work than loading compiled kernels
+        else:
+            self.ops = self._chosen_ops
         self.epochs, self.stop_training = epochs, False
         history = self.history = History()
         cbs.set_trainer(self)

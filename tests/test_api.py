@@ -1,6 +1,9 @@
 """The public API contract of issue 2, section 2 (numpy backend unless stated)."""
 
 import copy
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -476,3 +479,19 @@ def test_pickle_round_trip_keeps_layers_bound_to_the_flat_buffer():
     assert n2.params[0] == 42.0
     assert net.params[0] != 42.0
     assert np.shares_memory(n2[2].b, n2.params)
+
+
+def test_auto_loads_only_what_it_uses():
+    """A tiny fit under "auto" trains on NumPy without importing numba; a bigger one loads numba
+    but not numba.cuda while no GPU run is on record (it costs half a second of imports)."""
+    code = (
+        "import sys, numpy as np, fastnn as fn\n"
+        "X, y = fn.datasets.circles(200, seed=0)\n"
+        "net = fn.Sequential(fn.Linear(2, 4), fn.Tanh(), fn.Linear(4, 2), seed=0)\n"
+        "net.fit(X, y, 'ce', fn.SGD(0.5), epochs=5, batch_size=200, seed=0)\n"
+        "print('numba' in sys.modules)\n"
+        "print(fn.backends.resolve_backend('auto'), 'numba.cuda' in sys.modules)\n")
+    env = {k: v for k, v in os.environ.items() if k != "FASTNN_BACKEND"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "numba", "False"]

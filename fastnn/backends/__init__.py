@@ -86,6 +86,13 @@ def _check_name(name):
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS + ('auto',))}")
 
 
+def _cuda_may_auto_select():
+    """Whether "auto" could pick cuda at all (it needs a hardware record; a cheap check)."""
+    from fastnn.backends import cuda
+
+    return cuda.HARDWARE_RECORD is not None
+
+
 def resolve_backend(name=None):
     """Turn ``None``/``"auto"``/a name into the name of a backend that runs here.
 
@@ -100,6 +107,8 @@ def resolve_backend(name=None):
         _load(name)
         return name
     for cand in _AUTO_ORDER:
+        if cand == "cuda" and cand not in _instances and not _cuda_may_auto_select():
+            continue  # never picked by "auto" yet: skip loading numba.cuda (half a second)
         try:
             ops = _load(cand)
         except BackendUnavailable:
