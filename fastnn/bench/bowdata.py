@@ -62,7 +62,7 @@ class BowSpec:
     def describe_model(self):
         m = self.model
         return (f"{self.vocab}-{m.hidden}-{self.n_classes} ReLU, softmax cross-entropy, "
-                f"Adam(lr={m.lr:g}), batch {m.batch_size}, {m.epochs} epoch(s), float32")
+                f"Adam(lr={m.lr:g}), batch {m.batch_size}, {m.epochs} epoch{'' if m.epochs == 1 else 's'}, float32")
 
     @property
     def n_test(self):

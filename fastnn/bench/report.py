@@ -135,7 +135,7 @@ def markdown_report(res):
         lines.append("| " + " | ".join(row) + " |")
     notes = []
     if cols:
-        notes.append(f"Median of {res['settings']['repeats']} epoch(s) of {res['settings']['n_train']} "
+        notes.append(f"Median of {_epochs(res['settings']['repeats'])} of {res['settings']['n_train']} "
                      f"samples, {res['settings']['data']}; speedup = column time / {main} time, both "
                      "from this run.")
     er = res.get("epoch_ratios") or {}
@@ -267,3 +267,8 @@ def _json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _epochs(n):
+    """``1 epoch``, ``3 epochs``."""
+    return "1 epoch" if n == 1 else f"{n} epochs"
