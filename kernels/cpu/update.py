@@ -4,6 +4,9 @@
 formulas and their order of operations are the reference's (``reference.sgd_update``
 etc.): ``g = grad + wd * p`` on the first ``n_decay`` entries (AdamW instead decays
 those parameters, ``p *= 1 - lr * wd``). State buffers s1, s2, s3 as the layout says.
+Momentum's velocity and Adam's moments below the dtype's smallest normal number are stored
+as 0, as the reference does (``reference_optim._flush_subnormal``): subnormal arithmetic
+made later Adam epochs 20-40% slower.
 """
 
 import numpy as np
@@ -25,15 +28,20 @@ def _adam_seg(p, g, s1, s2, hp, decay, decoupled):
     lr, wd = hp[LR], hp[WD]
     c1, c2, eps, b1, b2, h1, h2 = hp[C1], hp[C2], hp[EPS], hp[B1], hp[B2], hp[H1], hp[H2]
     shrink = p.dtype.type(1) - lr * wd
+    tiny, zero = p.dtype.type(np.finfo(p.dtype).tiny), p.dtype.type(0)
     for k in range(p.shape[0]):
         gk = g[k] + wd * p[k] if (decay and not decoupled) else g[k]
         if decay and decoupled:
             p[k] *= shrink
         m = s1[k] * b1
         m = m + c1 * gk
+        if abs(m) < tiny:  # subnormal state is stored as 0 (NaN is kept: the compare is False)
+            m = zero
         s1[k] = m
         v = s2[k] * b2
         v = v + c2 * gk * gk
+        if v < tiny:
+            v = zero
         s2[k] = v
         p[k] -= lr * (m / h1) / (np.sqrt(v / h2) + eps)
 
@@ -97,10 +105,13 @@ def _update_seg(code, p, g, s1, s2, s3, hp, k0, k1, decay):
                 p[k] -= lr * g[k]
     elif code == OPT_MOMENTUM or code == OPT_NESTEROV:
         nest = code == OPT_NESTEROV
+        tiny, zero = p.dtype.type(np.finfo(p.dtype).tiny), p.dtype.type(0)
         for k in range(p.shape[0]):
             gk = g[k] + wd * p[k] if decay else g[k]
             v = s1[k] * mom
             v = v - lr * gk
+            if abs(v) < tiny:  # subnormal velocity is stored as 0 (see the module docstring)
+                v = zero
             s1[k] = v
             if nest:
                 p[k] += mom * v - lr * gk

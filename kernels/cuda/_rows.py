@@ -36,6 +36,7 @@ def row_kernels(dtype, act_bwd, keep, device):
     ZERO, ONE, HALF, TWO = DT(0), DT(1), DT(0.5), DT(2)
     EPS = DT(np.finfo(DT).eps)
     ONE_M_EPS = DT(1 - np.finfo(DT).eps)
+    TINY = DT(np.finfo(DT).tiny)  # momentum's and Adam's state below it is stored as 0 (as the reference)
 
     def cost_rows_k(delta, rowloss, rowcorrect, pred, Tg, labels, order, start, n_rows, nf,
                     code, fused, dact, slope, acc_mode, cparam):
@@ -152,6 +153,10 @@ def row_kernels(dtype, act_bwd, keep, device):
                 mi = mi + c1 * gi
                 vi = s2[i] * b2
                 vi = vi + c2 * gi * gi
+                if abs(mi) < TINY:
+                    mi = ZERO
+                if vi < TINY:
+                    vi = ZERO
                 s1[i] = mi
                 s2[i] = vi
                 pi = pi - lr * (mi / h1) / (math.sqrt(vi / h2) + eps)
@@ -180,6 +185,8 @@ def row_kernels(dtype, act_bwd, keep, device):
                 # v = mom v - lr g; p += v (seed 003), or p += mom v - lr g (Nesterov)
                 vi = s1[i] * mom
                 vi = vi - lr * gi
+                if abs(vi) < TINY:
+                    vi = ZERO
                 s1[i] = vi
                 if code == OPT_NESTEROV:
                     pi = pi + (mom * vi - lr * gi)

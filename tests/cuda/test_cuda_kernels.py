@@ -342,6 +342,31 @@ def test_adam_update(rng, dt, t, wd, n_decay):
         assert_allclose(got, want, **tol(dt))
 
 
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("kind", ["momentum", "nesterov", "adam"])
+def test_subnormal_state_is_flushed_as_in_the_reference(rng, dt, kind):
+    """State that decays below the smallest normal number is stored as 0; NaN is kept."""
+    tiny = np.finfo(dt).tiny
+    p, g, s1, s2 = _opt_case(rng, dt)
+    g[:40] = 0
+    s1[:20] = dt(tiny * 0.5)      # decays to a subnormal number: flushed
+    s1[20:40] = dt(tiny * 1e3)    # stays normal after one step
+    s2[:20] = dt(tiny * 0.5)
+    s1[40] = np.nan
+    wants = [a.copy() for a in (p, s1, s2)]
+    if kind == "adam":
+        ref.adam_update(wants[0], g, wants[1], wants[2], 3, 1e-3, 0.9, 0.999, 1e-8)
+        kc.adam_update(p, g, s1, s2, 3, 1e-3, 0.9, 0.999, 1e-8)
+        assert_array_equal(s2[:20], 0)
+    else:
+        getattr(ref, kind + "_update")(wants[0], g, wants[1], 0.1, 0.9)
+        getattr(kc, kind + "_update")(p, g, s1, 0.1, 0.9)
+    assert_array_equal(s1[:20], 0)
+    assert np.all(s1[20:40] != 0) and np.isnan(s1[40])
+    for got, want in zip((p, s1, s2), wants):
+        assert_allclose(got, want, **tol(dt))
+
+
 def test_update_rejects_mismatched_buffers():
     with pytest.raises(ValueError, match="shape and dtype"):
         kc.momentum_update(np.zeros(3), np.zeros(3), np.zeros(4), 0.1, 0.9)
