@@ -36,14 +36,7 @@ def check_X(X, n_in, dtype, allow_empty=False, name="X"):
     if is_sparse(X):
         return _check_sparse(X, n_in, dtype, allow_empty, name)
     X = np.asarray(X)
-    if X.dtype == object or X.dtype.kind not in "fiub":
-        raise ValueError(f"{name} must be numeric, got dtype {X.dtype}")
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (samples, features), got {X.ndim} dimension(s) with shape {X.shape}")
-    if not allow_empty and X.shape[0] == 0:
-        raise ValueError(f"{name} is empty (0 samples)")
-    if n_in is not None and X.shape[1] != n_in:
-        raise ValueError(f"{name} has {X.shape[1]} features but the network expects {n_in}")
+    _check_shape(X, n_in, allow_empty, name, name)
     check_range(X, dtype, name)
     with np.errstate(over="ignore"):
         X = np.ascontiguousarray(X, dtype=dtype)
@@ -52,16 +45,22 @@ def check_X(X, n_in, dtype, allow_empty=False, name="X"):
     return X
 
 
-def _check_sparse(X, n_in, dtype, allow_empty, name):
-    kind = f"{name} (scipy.sparse {type(X).__name__})"
+def _check_shape(X, n_in, allow_empty, name, kind):
+    """What dense and sparse X share: numeric, 2-D, not empty, ``n_in`` columns (``kind``
+    names X in the dtype and dimension messages)."""
     if X.dtype == object or X.dtype.kind not in "fiub":
         raise ValueError(f"{kind} must be numeric, got dtype {X.dtype}")
     if X.ndim != 2:
-        raise ValueError(f"{kind} must be 2-D (samples, features), got shape {X.shape}")
+        raise ValueError(f"{kind} must be 2-D (samples, features), got {X.ndim} dimension(s) with shape {X.shape}")
     if not allow_empty and X.shape[0] == 0:
         raise ValueError(f"{name} is empty (0 samples)")
     if n_in is not None and X.shape[1] != n_in:
         raise ValueError(f"{name} has {X.shape[1]} features but the network expects {n_in}")
+
+
+def _check_sparse(X, n_in, dtype, allow_empty, name):
+    kind = f"{name} (scipy.sparse {type(X).__name__})"
+    _check_shape(X, n_in, allow_empty, name, kind)
     if X.shape[0] > 0 and X.shape[1] >= 2 ** 31:
         raise ValueError(f"{kind} has {X.shape[1]} columns; fastnn's sparse kernels index columns with "
                          "int32 (at most 2**31 - 1)")

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from fastnn import _checks
 from fastnn.kernels import reference as _ref
 
 #: True while layers are built to receive stored weights (see :func:`no_init`).
@@ -399,7 +400,7 @@ class Dropout(Layer):
         if not self.training or self.p == 0:
             self._pos0 = None
             return x
-        if hasattr(x, "tocsr"):  # scipy.sparse
+        if _checks.is_sparse(x):
             raise ValueError("Dropout cannot take scipy.sparse input directly (masking would make it dense); "
                              "put it after the first Linear layer")
         self._pos0, self._pos = self._pos, self._pos + x.shape[0]

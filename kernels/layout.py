@@ -124,9 +124,9 @@ Model = namedtuple("Model", ["params", "grads", "spec", "slopes", "ws", "scales"
 
 #: The optimizer: ``code`` (OPT_*), ``hp`` (N_HP,), state buffers ``s1``, ``s2`` (P,) or
 #: empty, ``n_decay`` (leading entries of params that are weights and get weight
-#: decay), ``beta1``, ``beta2`` as float64, the third state buffer ``s3`` and ``hp64``
-#: (N_HP,) float64 (the per-step scalars are computed from it).
-Optim = namedtuple("Optim", ["code", "hp", "s1", "s2", "n_decay", "beta1", "beta2", "s3", "hp64"])
+#: decay), the third state buffer ``s3`` and ``hp64`` (N_HP,) float64 (the per-step
+#: scalars are computed from it).
+Optim = namedtuple("Optim", ["code", "hp", "s1", "s2", "n_decay", "s3", "hp64"])
 
 #: The data and the cost: ``X`` (N, F); ``T`` float targets (N, K), or (1, K) unused when
 #: ``use_int`` (integer class labels in ``labels`` (N,)); ``labels`` also gives the

@@ -24,6 +24,23 @@ GRADCHECK_TOL = 1e-5
 DTYPES = [np.float32, np.float64]
 
 
+def numgrad(f, x, eps=1e-6):
+    """Central-difference gradient of the scalar function ``f`` at ``x`` (float64)."""
+    x = np.array(x, dtype=np.float64)
+    g = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = x[i]
+        x[i] = old + eps
+        fp = f(x)
+        x[i] = old - eps
+        fm = f(x)
+        x[i] = old
+        g[i] = (fp - fm) / (2 * eps)
+    return g
+
+
 def tol(dtype):
     """``assert_allclose`` keyword arguments for ``dtype``."""
     return TOL[np.dtype(dtype).type]

@@ -113,7 +113,6 @@ def test_sparse_npz_trains_sparse(tmp_path, capsys, monkeypatch):
     """A scipy.sparse.save_npz file is trained as CSR (never densified), targets from --targets."""
     import scipy.sparse as sp
 
-    rng = np.random.default_rng(0)
     X = sp.random(300, 400, density=0.02, format="csr", random_state=1, dtype=np.float32)
     y = (np.asarray(X[:, :200].sum(axis=1)).ravel() > np.asarray(X[:, 200:].sum(axis=1)).ravel()).astype(int)
     sp.save_npz(tmp_path / "X.npz", X)

@@ -10,7 +10,7 @@ from numpy.testing import assert_allclose
 import fastnn as fn
 from fastnn.kernels import reference as ref
 
-from conftest import tol
+from conftest import numgrad, tol
 
 T64 = tol(np.float64)
 FD_TOL = dict(rtol=1e-6, atol=1e-8)
@@ -26,19 +26,6 @@ ACTS = {
     "silu": (ref.SILU, 0.0, lambda t, x: t.nn.functional.silu(x), True),
     "relu6": (ref.RELU6, 0.0, lambda t, x: t.nn.functional.relu6(x), False),
 }
-
-
-def numgrad(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + eps
-        fp = f(x)
-        x[i] = old - eps
-        fm = f(x)
-        x[i] = old
-        g[i] = (fp - fm) / (2 * eps)
-    return g
 
 
 def _inputs(rng, shape, scale=3.0):

@@ -11,31 +11,13 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from conftest import DTYPES, tol
+from conftest import DTYPES, numgrad, tol
 from fastnn.kernels import reference as ref
 
 # Central differences in float64 with step 1e-6 are good to ~1e-8 relative.
-FD_EPS = 1e-6
 FD_TOL = dict(rtol=1e-6, atol=1e-8)
 
 SLOPE = 0.1
-
-
-def numgrad(f, x, eps=FD_EPS):
-    """Central-difference gradient of the scalar function ``f`` at ``x`` (float64)."""
-    x = np.array(x, dtype=np.float64)
-    g = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + eps
-        fp = f(x)
-        x[i] = old - eps
-        fm = f(x)
-        x[i] = old
-        g[i] = (fp - fm) / (2 * eps)
-    return g
 
 
 def away_from_zero(rng, shape, margin=0.1):

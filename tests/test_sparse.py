@@ -147,10 +147,12 @@ def test_threads_do_not_change_sparse_results(rng, monkeypatch):
     y = rng.integers(0, 4, 400)
     net = _net(50, 4, hidden=33)
     n_threads = config.get_num_threads()
+    if n_threads < 2:
+        pytest.skip("one thread available here: nothing to compare it with")
     out = []
     try:
-        for th in sorted({1, max(2, n_threads)}):
-            config.set_num_threads(min(th, n_threads))
+        for th in (1, n_threads):
+            config.set_num_threads(th)
             for opt in ("sgd", "adam"):
                 out.append((th, opt, _fit(net, X, y, OPTIMIZERS[opt], 32, "numba", 2)[0].params))
     finally:
@@ -158,7 +160,7 @@ def test_threads_do_not_change_sparse_results(rng, monkeypatch):
     by_opt = {}
     for th, opt, p in out:
         by_opt.setdefault(opt, []).append(p)
-    assert all(np.array_equal(ps[0], p) for ps in by_opt.values() for p in ps[1:])
+    assert all(len(ps) == 2 and np.array_equal(ps[0], ps[1]) for ps in by_opt.values())
 
 
 def test_float32_sparse_close_to_numpy(rng):

@@ -86,6 +86,11 @@ def _check_name(name):
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS + ('auto',))}")
 
 
+def _requested():
+    """The backend asked for where a call names none: use_backend, set_backend, FASTNN_BACKEND, "auto"."""
+    return _SCOPED.get() or _default or os.environ.get("FASTNN_BACKEND") or "auto"
+
+
 def _cuda_may_auto_select():
     """Whether "auto" could pick cuda at all (it needs a hardware record; a cheap check)."""
     from fastnn.backends import cuda
@@ -100,7 +105,7 @@ def resolve_backend(name=None):
     then ``FASTNN_BACKEND``, and only then pick the best backend available.
     """
     if name is None or name.strip().lower() == "auto":
-        name = _SCOPED.get() or _default or os.environ.get("FASTNN_BACKEND") or "auto"
+        name = _requested()
     name = name.strip().lower()
     _check_name(name)
     if name != "auto":
@@ -124,8 +129,7 @@ def resolves_automatically(name=None):
     :func:`set_backend`/:func:`use_backend` or by ``FASTNN_BACKEND``."""
     if name is not None and name.strip().lower() != "auto":
         return False
-    chosen = _SCOPED.get() or _default or os.environ.get("FASTNN_BACKEND") or "auto"
-    return chosen.strip().lower() == "auto"
+    return _requested().strip().lower() == "auto"
 
 
 def get_ops(name=None):

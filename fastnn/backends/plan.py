@@ -177,8 +177,6 @@ class Plan:
         self.hp = np.zeros(N_HP, dt)
         self.hp64 = np.zeros(N_HP, np.float64)
         self.n_decay = int(net.n_decay)
-        self.beta1 = float(getattr(optimizer, "beta1", 0.0))
-        self.beta2 = float(getattr(optimizer, "beta2", 0.0))
         self.cost_code = int(cost.code)
         self.cparam = float(cost.param)
         self.fused_last = bool(cost.fuses_with(net.layers[-1]))
@@ -201,8 +199,7 @@ class Plan:
             states = [s1, s2, s3]
         self.hp64[:] = hp_of(optimizer)
         self.hp[:] = self.hp64
-        return layout.Optim(self.opt_code, self.hp, states[0], states[1], self.n_decay, self.beta1, self.beta2,
-                            states[2], self.hp64)
+        return layout.Optim(self.opt_code, self.hp, states[0], states[1], self.n_decay, states[2], self.hp64)
 
     def data(self, X, T=None, labels=None):
         """The data and cost for the kernels: a :class:`~fastnn.kernels.layout.Data`."""

@@ -28,9 +28,9 @@ import numpy as np
 import fastnn as fn
 from fastnn.bench._util import _log, _max_rel_err, _now
 from fastnn.bench.bowdata import BowSpec, make_bow, quick_spec, stats
-from fastnn.bench.bowrun import MARK, NOT_SUPPORTED, TorchSparseRun, epoch_orders
+from fastnn.bench.bowrun import MARK, TorchSparseRun
 from fastnn.bench.configs import (CHECK_ATOL64, CHECK_RTOL64, TARGETS, BenchCheckError, Config, flat,
-                                  make_cost, make_net, make_optimizer, net_arrays)
+                                  make_cost, make_net, make_optimizer, net_arrays, shuffle_order)
 
 #: The libraries, in the order they run and appear in the table.
 BOW_LIBS = ("fastnn", "fastnn-sklearn", "sklearn", "torch")
@@ -81,19 +81,14 @@ def check_bow(spec, X, y, backend, seed, torch):
            "max_weight_change": float(np.abs(ref.params - base.params).max())}
     results = {}
     net = base.copy()
-    try:
-        net.fit(Xs, ys, make_cost(cfg), make_optimizer(cfg), epochs=1, batch_size=cfg.batch_size,
-                seed=seed, backend=backend)
-        results["fastnn"] = net.params.copy()
-    except ValueError as exc:
-        if "scipy.sparse" not in str(exc):
-            raise
-        rec["not_checked"]["fastnn"] = f"{NOT_SUPPORTED}: {exc}"
+    net.fit(Xs, ys, make_cost(cfg), make_optimizer(cfg), epochs=1, batch_size=cfg.batch_size,
+            seed=seed, backend=backend)
+    results["fastnn"] = net.params.copy()
     if torch is not None:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*[Ss]parse.*")   # torch's beta/invariant notes
             tr = TorchSparseRun(torch, cfg, *net_arrays(base), np.float64)
-            tr.train(Xs, torch.from_numpy(ys), epoch_orders(seed, m, 1)[0])
+            tr.train(Xs, torch.from_numpy(ys), shuffle_order(seed, m))
         results["torch"] = flat(*tr.arrays())
     for lib in ("sklearn", "fastnn-sklearn"):
         rec["not_checked"][lib] = "its own initial weights and sample order: test accuracy only"

@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from fastnn.cli._common import plural
+
 
 @dataclass
 class BowModel:
@@ -62,7 +64,7 @@ class BowSpec:
     def describe_model(self):
         m = self.model
         return (f"{self.vocab}-{m.hidden}-{self.n_classes} ReLU, softmax cross-entropy, "
-                f"Adam(lr={m.lr:g}), batch {m.batch_size}, {m.epochs} epoch{'' if m.epochs == 1 else 's'}, float32")
+                f"Adam(lr={m.lr:g}), batch {m.batch_size}, {plural(m.epochs, 'epoch')}, float32")
 
     @property
     def n_test(self):

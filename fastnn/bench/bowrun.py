@@ -13,9 +13,7 @@ threads, builds the model and warms it up on two batches, then:
   it gets a ``MemoryError``, reported as such.
 * **time**: wall time of the training call (all epochs), then test accuracy (not timed).
 
-Libraries: ``fastnn`` (``Sequential.fit`` on the CSR matrix; until fastnn takes scipy.sparse it
-raises a ``ValueError`` naming "scipy.sparse", reported as *not supported yet*),
-``fastnn-sklearn`` (``fastnn.sklearn.MLPClassifier``), ``sklearn``
+Libraries: ``fastnn`` (``Sequential.fit`` on the CSR matrix), ``fastnn-sklearn`` (``fastnn.sklearn.MLPClassifier``), ``sklearn``
 (``sklearn.neural_network.MLPClassifier``) and ``torch`` (first layer ``torch.sparse.mm`` of a
 CSR batch, :class:`TorchSparseRun`). fastnn and PyTorch start from the same weights (drawn by
 the fastnn network) and use the same sample orders; the estimators draw their own.
@@ -32,7 +30,6 @@ import warnings
 import numpy as np
 
 MARK = "BOWRESULT"
-NOT_SUPPORTED = "not supported yet"
 
 
 def _status_kb(field):
@@ -183,13 +180,7 @@ def run_one(lib, datadir, settings):
     with thread_settings(settings["threads"], torch) as got:
         rec["threads"] = got
         train, predict = _trainer(lib, spec, cfg, (X, y), seed, backend, torch)
-        try:
-            train(1, min(X.shape[0], 2 * cfg.batch_size))                  # warm-up (JIT, caches)
-        except ValueError as exc:
-            if "scipy.sparse" not in str(exc):
-                raise
-            rec.update(status=NOT_SUPPORTED, reason=str(exc))
-            return rec
+        train(1, min(X.shape[0], 2 * cfg.batch_size))                      # warm-up (JIT, caches)
         gc.collect()
         rss0 = _status_kb("VmRSS")
         maxrss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

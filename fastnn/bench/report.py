@@ -11,6 +11,7 @@ import numpy as np
 import fastnn as fn
 from fastnn.bench.bow import BOW_TITLES
 from fastnn.bench.peers import import_torch
+from fastnn.cli._common import plural
 
 
 def _fmt_s(x):
@@ -135,7 +136,7 @@ def markdown_report(res):
         lines.append("| " + " | ".join(row) + " |")
     notes = []
     if cols:
-        notes.append(f"Median of {_epochs(res['settings']['repeats'])} of {res['settings']['n_train']} "
+        notes.append(f"Median of {plural(res['settings']['repeats'], 'epoch')} of {res['settings']['n_train']} "
                      f"samples, {res['settings']['data']}; speedup = column time / {main} time, both "
                      "from this run.")
     er = res.get("epoch_ratios") or {}
@@ -268,7 +269,3 @@ def _json_default(o):
         return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
-
-def _epochs(n):
-    """``1 epoch``, ``3 epochs``."""
-    return "1 epoch" if n == 1 else f"{n} epochs"

@@ -58,13 +58,12 @@ def _merge_matmul(first, second):
     return out
 
 
-def check_config(cfg, X, y, backend, steps, seed, torch, jax=None, numpy_loop=True):
+def check_config(cfg, X, y, backend, steps, seed, torch, jax=None):
     """Train ``steps`` steps (float64, benchmark shapes) with every implementation from one
     set of weights and one order, and compare each with the reference backend.
 
     ``jax`` (the module, or None) adds JAX, run with ``jax_enable_x64`` on for this check
-    only; the NumPy loop is left out when ``numpy_loop`` is false or the optimizer is Adam
-    (the loop has none). Returns the record; raises :class:`BenchCheckError` on disagreement.
+    only; the NumPy loop is left out when the optimizer is Adam (the loop has none). Returns the record; raises :class:`BenchCheckError` on disagreement.
     """
     # The last batch has the same size as the epoch's last (short) batch, so that path is checked too.
     bsz = cfg.batch_size
@@ -87,7 +86,7 @@ def check_config(cfg, X, y, backend, steps, seed, torch, jax=None, numpy_loop=Tr
         results[f"fastnn-{backend}"] = net.params.copy()
 
     order = shuffle_order(data_seed, m)
-    if numpy_loop and cfg.optimizer != "adam":
+    if cfg.optimizer != "adam":
         Ws, bs = net_arrays(base)
         _numpy_train()(cfg, Ws, bs, X64, numpy_targets(cfg, y_c, np.float64), order)
         results["numpy"] = flat(Ws, bs)

@@ -5,10 +5,11 @@ import argparse
 import numpy as np
 
 from fastnn.cli._common import UsageError
+from fastnn.optimizers import NAMES as _OPTIMIZER_NAMES
 
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "identity", "elu", "softplus", "gelu", "silu", "relu6")
 COSTS = ("mse", "ce", "bce")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad", "adadelta", "adamw")
+OPTIMIZERS = tuple(_OPTIMIZER_NAMES)   # sgd, momentum, nesterov, adam, rmsprop, adagrad, adadelta, adamw
 BACKENDS = ("auto", "numpy", "numba", "cuda")
 DEMOS = ("circles", "linear", "sine", "xor", "mnist")
 

@@ -60,12 +60,10 @@ def _cost_name(cost_cls_name):
 def _optimizer(name, lr):
     import fastnn as fn
 
-    if name in ("sgd", "momentum", "nesterov"):
-        return fn.SGD(0.01 if lr is None else lr, momentum=0.0 if name == "sgd" else 0.9,
-                      nesterov=name == "nesterov")
-    cls = {"adam": fn.Adam, "rmsprop": fn.RMSprop, "adagrad": fn.Adagrad, "adadelta": fn.Adadelta,
-           "adamw": fn.AdamW}[name]
-    return cls() if lr is None else cls(lr)   # each one's own default lr (torch.optim's)
+    opt = fn.optimizers.get_optimizer(name)   # each one's own default lr (torch.optim's; sgd 0.01)
+    if lr is not None:
+        opt.lr = lr
+    return opt
 
 
 def _fmt_metrics(d, prefix=""):

@@ -36,8 +36,8 @@ class _OptimizerView:
     object (its ``learning_rate``: the step size of the current iteration; Adam's includes
     the bias correction, as in ``sklearn.neural_network._stochastic_optimizers``)."""
 
-    def __init__(self, optimizer, est):
-        self.optimizer, self._est = optimizer, est
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
 
     @property
     def learning_rate(self):
@@ -52,7 +52,7 @@ class _OptimizerView:
         return getattr(self.__dict__["optimizer"], name)
 
     def __setattr__(self, name, value):
-        if name in ("optimizer", "_est"):
+        if name == "optimizer":
             object.__setattr__(self, name, value)
         else:
             setattr(self.optimizer, name, value)
@@ -365,9 +365,9 @@ class _BaseMLP(BaseEstimator):
 
         opt = self.__dict__.get("_optimizer")
         if opt is not None and not isinstance(opt, _OptimizerView):  # pickled before _OptimizerView
-            opt = self._optimizer = _OptimizerView(opt, self)
+            opt = self._optimizer = _OptimizerView(opt)
         if not incremental or opt is None:
-            opt = self._optimizer = _OptimizerView(self._make_optimizer(batch_size), self)
+            opt = self._optimizer = _OptimizerView(self._make_optimizer(batch_size))
         else:
             opt.weight_decay = float(self.alpha) / batch_size
         opt = opt.optimizer
@@ -411,7 +411,7 @@ class _BaseMLP(BaseEstimator):
         Y = np.asarray(y)
         Y = Y.reshape(-1, 1) if Y.ndim == 1 else Y
         targets = cost.prepare(self._train_targets(Y, net.dtype), net.outsize, net.dtype)
-        X = self._to_net_input(np.asarray(X), net.dtype)
+        X = self._to_net_input(X, net.dtype)
         return LossGrad(self, net, cost, X, targets, self._ops())(np.asarray(packed, np.float64))
 
     def _fit_lbfgs(self, net, X, Y):

@@ -10,9 +10,10 @@ import math
 
 import numpy as np
 
-from fastnn.kernels.cpu import config, plain
+from fastnn.kernels.cpu import plain
 from fastnn.kernels.cpu.dropout import dropout_row, stream_key
 from fastnn.kernels.cpu.jit import jit
+from fastnn.kernels.cpu.simd import axpy_rows, nonzeros, prefetch, sgd_rows  # see ROW_KERNELS
 from fastnn.kernels.cpu.rows import act_backward_row, act_forward_row, correct_row, cost_grad_row, cost_row
 from fastnn.kernels.cpu.views import bias, weights
 from fastnn.kernels.layout import ACT, BCE, BOFF, DROP, DSTREAM, LR, MSE, NIN, NO_ACT, NOUT, SIGMOID, WD, ZOFF
@@ -39,23 +40,9 @@ def _online_update(W, a, d, lr, wd):
 #: The row kernels of the first layer: LLVM-vector intrinsics (:mod:`.simd`), or with
 #: FASTNN_SIMD=0 (or after :func:`use_plain_loops`) plain loops with the same bits.
 ROW_KERNELS = ("axpy_rows", "sgd_rows", "nonzeros", "prefetch")
-
-
-def use_plain_loops():
-    """Compile :func:`train` with :mod:`.plain`'s loops from now on (numba resolves these
-    module globals when it compiles, so a failed compile of the intrinsics can be retried)."""
-    plain.bind(globals(), ROW_KERNELS)
-
-
-def uses_simd():
-    """Whether :func:`train` is compiled with the LLVM-vector intrinsics."""
-    return globals()["axpy_rows"] is not plain.axpy_rows
-
-
-if config.SIMD:
-    from fastnn.kernels.cpu.simd import axpy_rows, nonzeros, prefetch, sgd_rows  # noqa: E402
-else:
-    use_plain_loops()
+# numba resolves these module globals when it compiles, so a failed compile of the
+# intrinsics can be retried with the plain loops (fastnn/backends/numba.py)
+use_plain_loops, uses_simd = plain.switch(globals(), ROW_KERNELS)
 
 
 #: Row width of the first layer's private weight copy in :func:`train` (and of

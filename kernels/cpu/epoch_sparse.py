@@ -29,8 +29,9 @@ import math
 import numpy as np
 from numba import prange
 
-from fastnn.kernels.cpu import config, plain
+from fastnn.kernels.cpu import plain
 from fastnn.kernels.cpu.jit import jit, pjit
+from fastnn.kernels.cpu.simd import axpy_rows  # see ROW_KERNELS
 from fastnn.kernels.cpu.update import step_par, update_range
 from fastnn.kernels.cpu.views import (
     batch_rows, bias, delta_through, finish_forward, layer_grads, layer_out, output_delta, rows2d, weights)
@@ -38,22 +39,7 @@ from fastnn.kernels.layout import BOFF, DOFF, LR, NIN, NOUT, YOFF
 
 #: The row kernel of :mod:`.simd` this module uses (FASTNN_SIMD=0: :mod:`.plain`'s, same bits).
 ROW_KERNELS = ("axpy_rows",)
-
-
-def use_plain_loops():
-    """Compile :func:`train` with :mod:`.plain`'s loops from now on (see :mod:`.epoch_online`)."""
-    plain.bind(globals(), ROW_KERNELS)
-
-
-def uses_simd():
-    """Whether :func:`train` is compiled with the LLVM-vector intrinsics."""
-    return globals()["axpy_rows"] is not plain.axpy_rows
-
-
-if config.SIMD:
-    from fastnn.kernels.cpu.simd import axpy_rows  # noqa: E402
-else:
-    use_plain_loops()
+use_plain_loops, uses_simd = plain.switch(globals(), ROW_KERNELS)   # see :mod:`.epoch_online`
 
 
 @jit

@@ -5,6 +5,7 @@ The per-sample epoch uses them with ``FASTNN_SIMD=0``, and falls back to them by
 when the LLVM intrinsics fail to compile (an LLVM that rejects their IR).
 """
 
+from fastnn.kernels.cpu import config
 from fastnn.kernels.cpu.jit import jit
 
 
@@ -13,6 +14,24 @@ def bind(namespace, names):
     Numba resolves them when it next compiles, so a failed intrinsic compile can be retried)."""
     for name in names:
         namespace[name] = globals()[name]
+
+
+def switch(namespace, names):
+    """The ``(use_plain_loops, uses_simd)`` pair of a kernel module whose jitted code calls
+    the row kernels ``names`` (the module's ``globals()``, which hold :mod:`.simd`'s
+    intrinsics): the first binds this module's loops from now on (at once with
+    ``FASTNN_SIMD=0``), the second says whether the intrinsics are still bound."""
+    def use_plain_loops():
+        """Compile the module's kernels with :mod:`.plain`'s loops from now on."""
+        bind(namespace, names)
+
+    def uses_simd():
+        """Whether the module's kernels are compiled with the LLVM-vector intrinsics."""
+        return namespace[names[0]] is not globals()[names[0]]
+
+    if not config.SIMD:
+        use_plain_loops()
+    return use_plain_loops, uses_simd
 
 
 @jit

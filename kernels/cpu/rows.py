@@ -29,12 +29,7 @@ def act_forward_row(code, y, slope):
     one = y.dtype.type(1)
     if code == SIGMOID:
         for j in range(n):
-            x = y[j]
-            # exp(-|x|) never overflows (see reference.sigmoid_forward); the reference's
-            # 1/(1+e) for x >= 0 and e/(1+e) otherwise, as one division of a selected
-            # numerator (the same roundings, and no branch on the unpredictable sign)
-            e = np.exp(-abs(x))
-            y[j] = (one if x >= 0 else e) / (one + e)
+            y[j] = _sigmoid(y[j], one)
     elif code == TANH:
         for j in range(n):
             y[j] = np.tanh(y[j])
@@ -59,7 +54,12 @@ def act_forward_row(code, y, slope):
 
 @jit
 def _sigmoid(x, one):
-    """The reference's stable sigmoid of one value (``one``: 1 in its dtype)."""
+    """The reference's stable sigmoid of one value (``one``: 1 in its dtype).
+
+    exp(-|x|) never overflows (see reference.sigmoid_forward); the reference's 1/(1+e) for
+    x >= 0 and e/(1+e) otherwise, as one division of a selected numerator (the same
+    roundings, and no branch on the unpredictable sign).
+    """
     e = np.exp(-abs(x))
     return (one if x >= 0 else e) / (one + e)
 
