@@ -46,6 +46,10 @@ def test_the_header_rule(tmp_path):
     assert _read_csv(tmp_path / "h.csv").shape == (2, 3)
     assert _read_csv(tmp_path / "n.csv").shape == (2, 3)
     assert _read_csv(tmp_path / "e.csv")[0, 0] == 1000.0
+    (tmp_path / "b.csv").write_text("\n\na,b,label\n1,2,0\n3,4,1\n")  # blank lines before the header
+    assert _read_csv(tmp_path / "b.csv").tolist() == [[1, 2, 0], [3, 4, 1]]
+    (tmp_path / "bn.csv").write_text("\n1,2,0\n3,4,1\n")               # and before data
+    assert _read_csv(tmp_path / "bn.csv").shape == (2, 3)
 
 
 @pytest.mark.parametrize("content, message", [

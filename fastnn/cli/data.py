@@ -34,14 +34,15 @@ def _read_csv(path):
     """
     try:
         with open(path, encoding="utf-8") as f:
-            first = f.readline()
+            first, blank = f.readline(), 0
             while first and not first.strip():
-                first = f.readline()
+                first, blank = f.readline(), blank + 1
     except UnicodeDecodeError:
         raise UsageError(f"{path}: not a text CSV file (it is not UTF-8 text; a binary file?)") from None
     if not first:
         raise UsageError(f"{path}: no data rows (the file is empty)")
-    skip = 1 if any(c.strip() and not _is_number(c) for c in first.split(",")) else 0
+    # loadtxt's skiprows counts the blank lines before a header too
+    skip = blank + 1 if any(c.strip() and not _is_number(c) for c in first.split(",")) else 0
     try:
         with warnings.catch_warnings():  # "input contained no data": said below, in our words
             warnings.simplefilter("ignore", UserWarning)
