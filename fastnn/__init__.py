@@ -29,7 +29,7 @@ _NAMES = {
                         "use_backend"),
     "fastnn.config": ("get_num_threads", "set_num_threads"),
     "fastnn.io": ("ModelFileError", "load", "save"),
-    "fastnn.costs": ("BCE", "MSE", "Cost", "CrossEntropy", "Hinge", "Huber", "KLDivergence", "L1"),
+    "fastnn.costs": ("BCE", "MSE", "Cost", "CrossEntropy", "Hinge", "Huber", "KLDivergence", "L1", "Poisson"),
     "fastnn._gradcheck": ("GradientCheckError", "gradcheck"),
     "fastnn.layers": ("Dropout", "ELU", "GELU", "Identity", "Layer", "LeakyReLU", "Linear", "ReLU", "ReLU6", "SiLU",
                       "Sigmoid", "Sign", "Softmax", "Softplus", "Tanh"),

@@ -113,6 +113,25 @@ def all_finite(a):
     return bool(np.isfinite(a.min()) and np.isfinite(a.max()))
 
 
+def check_sample_weight(w, n):
+    """Sample weights: 1-D, ``n`` of them, finite and >= 0, not all 0 -> float64 (n,)."""
+    if hasattr(w, "toarray") or isinstance(w, (str, bytes)):
+        raise ValueError(f"sample_weight must be a 1-D array of numbers, got {type(w).__name__}")
+    w = np.asarray(w)
+    if w.dtype.kind not in "fiub":
+        raise ValueError(f"sample_weight must be numeric, got dtype {w.dtype}")
+    if w.ndim != 1 or w.shape[0] != n:
+        raise ValueError(f"sample_weight must have shape ({n},) (one weight per sample), got {w.shape}")
+    w = w.astype(np.float64)
+    if not np.all(np.isfinite(w)):
+        raise ValueError("sample_weight contains NaN or inf")
+    if n and w.min() < 0:
+        raise ValueError(f"sample_weight must be >= 0, got {w.min():g}")
+    if n and not w.any():
+        raise ValueError("sample_weight is zero for every sample: nothing to train on")
+    return w
+
+
 def check_rows(X, Y, xname="X", yname="Y"):
     if n_rows(X) != len(Y):
         raise ValueError(f"{xname} has {n_rows(X)} samples but {yname} has {len(Y)}")

@@ -1,5 +1,5 @@
 """Cost functions: MSE (the seeds' 1/(2N) convention), softmax cross-entropy, BCE, L1, Huber,
-multi-class hinge and KL divergence; each summed over outputs and averaged over samples.
+multi-class hinge, KL divergence and Poisson deviance; each summed over outputs and averaged over samples.
 
 Each cost has ``value(pred, target) -> float`` and ``grad(pred, target) -> dJ/dpred``
 for the low-level API, plus what the trainers need: checking and converting targets
@@ -297,17 +297,35 @@ class KLDivergence(Cost):
         return _class_targets(Y, n_out, dtype, "KLDivergence", "probability rows that sum to 1")
 
 
+class Poisson(Cost):
+    """Poisson deviance on raw scores ``s`` (log-rates: the rate is ``exp(s)``, so the network
+    ends in a Linear): ``J = 1/N * sum_n sum_k exp(s) - t s + t log t - t``, scikit-learn's
+    ``MLPRegressor(loss="poisson")`` (``torch.nn.PoissonNLLLoss(log_input=True)`` plus the
+    constant ``t log t - t``, so that a perfect fit costs 0). Targets are counts or rates
+    >= 0, (N, K) or (N,) when K = 1; ``np.exp(net.predict(X))`` is the predicted rate.
+    """
+
+    code = _ref.POISSON
+
+    def prepare(self, Y, n_out, dtype):
+        T = _check_float_targets(Y, n_out, dtype, "Poisson")
+        if np.any(T < 0):
+            raise ValueError("Poisson targets must be >= 0 (counts or rates), got negative values")
+        return Targets(T, None)
+
+
 #: The costs the fused kernels implement (exactly these classes: a subclass may change the math).
-BUILTIN = (MSE, CrossEntropy, BCE, L1, Huber, Hinge, KLDivergence)
+BUILTIN = (MSE, CrossEntropy, BCE, L1, Huber, Hinge, KLDivergence, Poisson)
 
 _COSTS = {"mse": MSE, "ce": CrossEntropy, "cross_entropy": CrossEntropy, "crossentropy": CrossEntropy,
           "bce": BCE, "binary_cross_entropy": BCE, "l1": L1, "mae": L1, "huber": Huber, "smooth_l1": Huber,
-          "hinge": Hinge, "kl": KLDivergence, "kl_divergence": KLDivergence, "kldivergence": KLDivergence}
+          "hinge": Hinge, "kl": KLDivergence, "kl_divergence": KLDivergence, "kldivergence": KLDivergence,
+          "poisson": Poisson}
 
 
 def get_cost(cost):
     """A :class:`Cost` from an instance, a class or a name (``"mse"``, ``"ce"``, ``"bce"``, ``"l1"``,
-    ``"huber"``, ``"hinge"``, ``"kl"``)."""
+    ``"huber"``, ``"hinge"``, ``"kl"``, ``"poisson"``)."""
     if isinstance(cost, Cost):
         return cost
     if isinstance(cost, type) and issubclass(cost, Cost):
@@ -315,4 +333,4 @@ def get_cost(cost):
     if isinstance(cost, str) and cost.lower() in _COSTS:
         return _COSTS[cost.lower()]()
     raise ValueError(f"unknown cost {cost!r}; use fastnn.MSE(), fastnn.CrossEntropy(), fastnn.BCE(), fastnn.L1(), "
-                     "fastnn.Huber(), fastnn.Hinge() or fastnn.KLDivergence()")
+                     "fastnn.Huber(), fastnn.Hinge(), fastnn.KLDivergence() or fastnn.Poisson()")

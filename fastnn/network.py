@@ -331,7 +331,7 @@ class Sequential:
     # -- training --------------------------------------------------------------------
     def fit(self, X, Y, cost, optimizer, epochs=1, batch_size=32, shuffle=True, seed=None,
             validation_data=None, backend="auto", callbacks=None, progress=False, on_nonfinite="raise",
-            sparse="auto"):
+            sparse="auto", sample_weight=None):
         """Train the network in place; returns a :class:`~fastnn.History`.
 
         Parameters
@@ -360,6 +360,9 @@ class Sequential:
         sparse : "auto", True or False
             Whether the first layer works on the non-zero inputs only (X may be a
             scipy.sparse matrix); "auto" decides from the input's density.
+        sample_weight : array (N,) of numbers >= 0, optional
+            Each batch trains on the weighted mean ``sum w_i l_i / sum w_i`` of its samples'
+            losses (scikit-learn's rule), on every backend.
         """
         from fastnn.training import Trainer
 
@@ -369,7 +372,8 @@ class Sequential:
         self.train()  # Dropout is active in fit whatever the mode; the mode is restored after
         try:
             return trainer.fit(X, Y, epochs=epochs, validation_data=validation_data,
-                               callbacks=callbacks, progress=progress, on_nonfinite=on_nonfinite, sparse=sparse)
+                               callbacks=callbacks, progress=progress, on_nonfinite=on_nonfinite, sparse=sparse,
+                               sample_weight=sample_weight)
         finally:
             self.train(mode)
 

@@ -161,7 +161,7 @@ def fit(module, X, y, loss="mse", optimizer="adam", epochs=1, batch_size=32, lr=
         Inputs (N, in) and targets, as :meth:`fastnn.Sequential.fit` takes them.
     loss : str or fastnn Cost
         ``"mse"``, ``"ce"`` (softmax cross-entropy on raw scores), ``"bce"`` (on a sigmoid
-        output), ``"l1"``, ``"huber"``, ``"hinge"``, ``"kl"``, or a fastnn cost object.
+        output), ``"l1"``, ``"huber"``, ``"hinge"``, ``"kl"``, ``"poisson"`` (on log-rates), or a fastnn cost object.
     optimizer : str or fastnn Optimizer
         ``"sgd"``, ``"momentum"``, ``"nesterov"``, ``"adam"``, ``"rmsprop"``, ``"adagrad"``,
         ``"adadelta"``, ``"adamw"`` (fastnn's defaults, torch's for the torch optimizers), or

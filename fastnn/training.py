@@ -26,6 +26,7 @@ import numpy as np
 from fastnn import _checks
 from fastnn._interrupt import StopGuard
 from fastnn.backends import get_ops, resolves_automatically
+from fastnn.backends.plan import batch_weights
 from fastnn.callbacks import CallbackList, progress_callback
 from fastnn.costs import get_cost
 from fastnn.optimizers import get_optimizer
@@ -85,6 +86,14 @@ class BatchLoop:
         self.X, self.targets, self.batch_size = X, targets, batch_size
         self.n_batches = -(-X.shape[0] // batch_size)
         self.fused_last = cost.fuses_with(net.layers[-1]) if net.layers else False
+        self.s = self.wdf = None
+
+    def weigh(self, s, wdf):
+        """This epoch's sample-weight factors (:func:`fastnn.backends.plan.batch_weights`):
+        ``s`` (N,) on each sample's loss and delta, ``wdf`` (batches,) on each batch's weight
+        decay; None for none."""
+        self.s = None if s is None else s.astype(self.net.dtype)
+        self.wdf = wdf
 
     def run(self, order, b0, b1):
         """Train on batches ``b0 <= b < b1`` of the sample order ``order`` (int64 (N,)).
@@ -101,26 +110,38 @@ class BatchLoop:
         bad : int
             The first batch whose loss is not finite (training diverged), or -1.
         """
-        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported through ``bad``
-            return self._run(order, b0, b1)
+        wd = self.optimizer.weight_decay
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported through ``bad``
+                return self._run(order, b0, b1)
+        finally:
+            self.optimizer.weight_decay = wd  # per-batch decay (sample weights) ends with the call
 
     def _run(self, order, b0, b1):
         ops, net, cost, opt = self.ops, self.net, self.cost, self.optimizer
-        bs, labels = self.batch_size, self.targets.labels
+        bs, labels, s = self.batch_size, self.targets.labels, self.s
+        wd = opt.weight_decay
         loss_sum, correct, bad = 0.0, 0, -1
         for b in range(b0, b1):
             idx = order[b * bs:(b + 1) * bs]
             out, t = self.X[idx], self.targets.T[idx]
             for layer in net.layers:
                 out = layer.forward(out, ops)
-            ls = ops.cost_value(cost.code, out, t, cost.param) * len(idx)
+            if s is None:
+                ls = ops.cost_value(cost.code, out, t, cost.param) * len(idx)
+            else:  # sum_i s_i l_i: the weighted mean loss times the batch size
+                ls = float(np.dot(ops.cost_rows(cost.code, out, t, cost.param), s[idx].astype(np.float64)))
             if bad < 0 and not math.isfinite(ls):
                 bad = b
             loss_sum += ls
             if labels is not None:
                 correct += cost.count_correct(out, labels[idx])
             delta = cost.output_delta(ops, out, t, net.layers[-1])
+            if s is not None:
+                delta = delta * s[idx][:, None]
             net.backward(delta, ops, skip_last=self.fused_last, need_input_grad=False)
+            if self.wdf is not None:
+                opt.weight_decay = float(wd * self.wdf[b])
             opt.step(net, ops)
         return loss_sum, correct, bad
 
@@ -228,9 +249,15 @@ class Trainer:
     shuffle : bool
     seed : int or None
         Seed of the shuffle order.
+    decay_per_weight : bool
+        scikit-learn's L2 rule: each step's weight decay is ``weight_decay * batch_size /
+        sum(w)`` over that batch's sample weights (its size without weights), so the penalty
+        is per unit of sample weight. False (default): the same decay every step, as
+        ``torch.optim``.
     """
 
-    def __init__(self, net, cost, optimizer, batch_size=32, backend=None, shuffle=True, seed=None):
+    def __init__(self, net, cost, optimizer, batch_size=32, backend=None, shuffle=True, seed=None,
+                 decay_per_weight=False):
         self.net = net
         self.cost = get_cost(cost)
         self.optimizer = get_optimizer(optimizer)
@@ -245,6 +272,9 @@ class Trainer:
         self.rng = np.random.default_rng(seed)
         self.stop_training = False
         self.epochs = 0
+        self.decay_per_weight = bool(decay_per_weight)
+        #: this epoch's weight-decay factor per batch (with ``decay_per_weight``), else None
+        self.decay_factors = None
         if not net.linears:
             raise ValueError("the network has no Linear layer, so nothing to train")
 
@@ -271,7 +301,7 @@ class Trainer:
         return X, targets
 
     def fit(self, X, Y, epochs=1, validation_data=None, callbacks=None, progress=False, on_nonfinite="raise",
-            sparse="auto"):
+            sparse="auto", sample_weight=None):
         """Train for ``epochs`` epochs; returns a :class:`History`.
 
         Every argument is checked before any parameter changes. ``on_nonfinite`` says what
@@ -280,6 +310,10 @@ class Trainer:
         then return with ``history.diverged``) or ``"ignore"`` (train on). ``sparse``
         ("auto", True, False) chooses whether the first layer works on the non-zero inputs
         only; "auto" decides from the input's density (a scipy.sparse X always does).
+        ``sample_weight`` (N,) >= 0: each batch trains on the weighted mean of its samples'
+        losses, ``sum w_i l_i / sum w_i`` (scikit-learn's rule; Keras divides by the batch
+        size instead), on every backend and path; the History's loss is that weighted mean
+        times each batch's size, summed, over N (scikit-learn's ``loss_``).
         """
         epochs = _checks.check_positive_int("epochs", epochs)
         if on_nonfinite not in ON_NONFINITE:
@@ -289,6 +323,7 @@ class Trainer:
         self._sparse = sparse
         self.optimizer.check()
         X, targets = self._prepare(X, Y)
+        weight = None if sample_weight is None else _checks.check_sample_weight(sample_weight, _checks.n_rows(X))
         val = None
         if validation_data is not None:
             if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
@@ -303,7 +338,7 @@ class Trainer:
                                    "train a copy (net.copy()) or wait for that fit to end")
             _ACTIVE.add(id(self.net))
         try:
-            return self._fit(X, targets, epochs, val, CallbackList(cbs), on_nonfinite)
+            return self._fit(X, targets, epochs, val, CallbackList(cbs), on_nonfinite, weight)
         finally:
             with _ACTIVE_LOCK:
                 _ACTIVE.discard(id(self.net))
@@ -315,7 +350,7 @@ class Trainer:
         flops = 6.0 * n * epochs * sum(layer.n_weights for layer in net.linears)
         return batches * len(net.layers) * NUMPY_LAYER_SECONDS + flops / NUMPY_FLOPS
 
-    def _fit(self, X, targets, epochs, val, cbs, on_nonfinite):
+    def _fit(self, X, targets, epochs, val, cbs, on_nonfinite, weight=None):
         net, opt, n = self.net, self.optimizer, X.shape[0]
         if self._auto and self.numpy_estimate(n, epochs) < AUTO_NUMPY_SECONDS:
             self.ops = get_ops("numpy")  # a tiny fit: less work than loading compiled kernels
@@ -346,6 +381,9 @@ class Trainer:
                 order = self.rng.permutation(n) if self.shuffle else np.arange(n)
                 order = order.astype(np.int64)
                 net.draw_dropout_key(self.rng)  # this epoch's Dropout masks (no draw without Dropout)
+                if weight is not None or self.decay_per_weight:
+                    s, self.decay_factors = batch_weights(weight, order, bs, self.decay_per_weight)
+                    runner.weigh(s, self.decay_factors)
                 loss_sum, correct, b0 = 0.0, 0, 0
                 while b0 < nb:
                     if cbs.wants_batches:

@@ -51,7 +51,7 @@ from collections import namedtuple
 
 from fastnn.kernels.reference import (  # noqa: F401  (the codes, for the kernels' convenience)
     ACTIVATION_NAMES, BCE, CROSS_ENTROPY, ELU, GELU, GELU_TANH, HINGE, HUBER, IDENTITY, KL_DIVERGENCE, L1, LEAKY_RELU,
-    MSE, NEEDS_INPUT, RELU, RELU6, SIGMOID, SIGN, SILU, SOFTMAX, SOFTPLUS, SOFTPLUS_THRESHOLD, TANH)
+    MSE, NEEDS_INPUT, POISSON, RELU, RELU6, SIGMOID, SIGN, SILU, SOFTMAX, SOFTPLUS, SOFTPLUS_THRESHOLD, TANH)
 
 # ---------------------------------------------------------------- the layer table
 NIN, NOUT, WOFF, BOFF, ACT, YOFF, DOFF, WTOFF, ZOFF, DROP, DSTREAM, QOFF = range(12)
@@ -133,9 +133,12 @@ Optim = namedtuple("Optim", ["code", "hp", "s1", "s2", "n_decay", "s3", "hp64"])
 #: accuracy when ``has_acc`` (argmax, or for BCE ``T > 0.5``); ``cost`` code;
 #: ``fused_last`` (the cost's delta already includes the last activation's backward:
 #: BCE after a Sigmoid); ``eps`` the dtype's machine epsilon (the BCE clip); ``cparam``
-#: the cost's parameter (Huber's delta; 1.0 otherwise).
-Data = namedtuple("Data", ["X", "T", "labels", "use_int", "has_acc", "cost", "fused_last", "eps", "cparam"],
-                  defaults=(1.0,))
+#: the cost's parameter (Huber's delta; 1.0 otherwise). Sample weights, written in place
+#: each epoch (empty without): ``sw`` (N,) in X's dtype, each sample's factor on its loss and
+#: delta this epoch (:func:`fastnn.backends.plan.batch_weights`); ``wdf`` (number of batches,)
+#: float64, each batch's factor on the weight decay (``hp[WD] = hp64[WD] * wdf[b]``).
+Data = namedtuple("Data", ["X", "T", "labels", "use_int", "has_acc", "cost", "fused_last", "eps", "cparam", "sw",
+                           "wdf"], defaults=(1.0, None, None))
 
 
 _M64, _GOLDEN = (1 << 64) - 1, 0x9E3779B97F4A7C15

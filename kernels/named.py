@@ -33,6 +33,7 @@ COSTS = (
     ("mse", _ref.MSE, "pred", False), ("cross_entropy", _ref.CROSS_ENTROPY, "scores", False),
     ("bce", _ref.BCE, "prob", False), ("l1", _ref.L1, "pred", False), ("huber", _ref.HUBER, "pred", True),
     ("hinge", _ref.HINGE, "scores", False), ("kl_divergence", _ref.KL_DIVERGENCE, "scores", False),
+    ("poisson", _ref.POISSON, "scores", False),
 )
 UPDATES = ("sgd_update", "momentum_update", "nesterov_update", "adam_update", "rmsprop_update", "adagrad_update",
            "adadelta_update", "adamw_update")

@@ -219,7 +219,7 @@ def test_unknown_backend_and_dtype_names():
     with pytest.raises(ValueError, match="float32 or float64"):
         net.astype(np.int32)
     with pytest.raises(ValueError, match="unknown cost"):
-        net.fit(X, Y_REG, cost="poisson", optimizer=fn.SGD(0.1), backend="numpy")
+        net.fit(X, Y_REG, cost="tweedie", optimizer=fn.SGD(0.1), backend="numpy")
     with pytest.raises(ValueError, match="unknown optimizer"):
         net.fit(X, Y_REG, cost=fn.MSE(), optimizer="lbfgs", backend="numpy")
 

@@ -21,7 +21,8 @@ from conftest import ROOT
 
 KERNELS = pathlib.Path(ROOT) / "kernels"
 JIT_HELPERS = {"cpu/jit.py", "cuda/jit.py"}
-REFERENCE = {"reference.py": "fastnn.kernels.reference", "reference_optim.py": "fastnn.kernels.reference_optim"}
+REFERENCE = {"reference.py": "fastnn.kernels.reference", "reference_optim.py": "fastnn.kernels.reference_optim",
+             "reference_costs.py": "fastnn.kernels.reference_costs"}
 JIT_NAMES = {"njit", "jit", "vectorize", "guvectorize", "stencil", "cfunc", "generated_jit"}
 
 

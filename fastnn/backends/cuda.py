@@ -96,6 +96,18 @@ class CudaRunner:
         self.optimizer.t += b1 - b0
         return loss, correct, bad
 
+    def weigh(self, s, wdf):
+        """This epoch's sample-weight factors (see :func:`fastnn.backends.plan.batch_weights`):
+        ``s`` goes to the device, ``wdf`` stays on the host (the weight decay is a launch argument)."""
+        sw, wdf = self.plan.weights(s, wdf)
+        if sw.shape[0]:
+            if getattr(self, "_d_sw", None) is None:
+                self._d_sw = self.cuda.to_device(sw)
+            else:
+                self._d_sw.copy_to_device(sw)
+            sw = self._d_sw
+        self.data = self.data._replace(sw=sw, wdf=wdf)
+
     def finish(self):
         """Copy parameters, gradients and optimizer state back into the host objects (in place)."""
         self.d_params.copy_to_host(self.net.params)

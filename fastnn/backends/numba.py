@@ -139,6 +139,11 @@ class _Runner:
     def finish(self):
         """The kernels work in the network's own buffers: nothing to copy back."""
 
+    def weigh(self, s, wdf):
+        """This epoch's sample-weight factors (see :func:`fastnn.backends.plan.batch_weights`)."""
+        sw, wdf = self.plan.weights(s, wdf)
+        self.data = self.data._replace(sw=sw, wdf=wdf)
+
     @property
     def kernel(self):
         """This path's epoch kernel (``epoch_*.train``, looked up when used)."""

@@ -154,6 +154,34 @@ def fill_hp(hp, optimizer):
     return hp
 
 
+def batch_weights(weight, order, batch_size, decay_per_weight):
+    """Per-epoch sample-weight factors for the kernels: ``(s, wdf)``.
+
+    With weights ``w`` (N,), batch ``b`` of ``order`` (its samples ``i``, ``B`` of them) trains
+    on ``sum_i w_i l_i / sum_i w_i``: ``s[i] = (w_i B) / sum w`` multiplies sample i's loss
+    and delta, whose mean the kernels take (float64 (N,), by sample; None without weights).
+    ``wdf[b] = batch_size / sum w`` (``sum w = B`` without weights) scales batch b's weight
+    decay when ``decay_per_weight`` (scikit-learn's L2 term ``alpha / sum w``; else None).
+    A batch whose weights sum to 0 gets ``s = 0`` and ``wdf = 0``: it changes nothing but
+    the optimizer's state.
+    """
+    n = order.shape[0]
+    starts = np.arange(0, n, batch_size)
+    sizes = np.diff(np.append(starts, n)).astype(np.float64)  # B of each batch
+    rep = sizes.astype(np.int64)
+    if weight is None:
+        sums, s = sizes, None
+    else:
+        wo = weight[order]
+        sums = np.add.reduceat(wo, starts) if n else sizes
+        per_batch = np.where(sums > 0, sums, np.inf)  # a zero-sum batch: factors 0
+        s = np.empty(n, np.float64)
+        s[order] = wo * np.repeat(sizes, rep) / np.repeat(per_batch, rep)
+    if not decay_per_weight:
+        return s, None
+    return s, batch_size / np.where(sums > 0, sums, np.inf)
+
+
 class Plan:
     """A plain MLP's training in arrays and numbers (see the module docstring).
 
@@ -183,6 +211,7 @@ class Plan:
         self.eps = float(np.finfo(dt).eps)
         self.use_int, self.T, self.has_acc, self.labels = kernel_targets(targets, net.outsize, dt)
         self._empty = np.zeros(0, dt)
+        self._no_wdf = np.zeros(0, np.float64)
 
     def model(self, params, grads, ws):
         """The network for the kernels: a :class:`fastnn.kernels.layout.Model`."""
@@ -201,7 +230,15 @@ class Plan:
         self.hp[:] = self.hp64
         return layout.Optim(self.opt_code, self.hp, states[0], states[1], self.n_decay, states[2], self.hp64)
 
-    def data(self, X, T=None, labels=None):
-        """The data and cost for the kernels: a :class:`~fastnn.kernels.layout.Data`."""
+    def weights(self, s, wdf):
+        """``(sw, wdf)`` for :meth:`data` from :func:`batch_weights`' factors: ``s`` in the
+        parameters' dtype, ``wdf`` float64; empty arrays for None."""
+        return (self._empty if s is None else np.ascontiguousarray(s, dtype=self.dtype),
+                self._no_wdf if wdf is None else np.ascontiguousarray(wdf, dtype=np.float64))
+
+    def data(self, X, T=None, labels=None, sw=None, wdf=None):
+        """The data and cost for the kernels: a :class:`~fastnn.kernels.layout.Data` (no sample
+        weights unless ``sw``, ``wdf`` are given)."""
         return layout.Data(X, self.T if T is None else T, self.labels if labels is None else labels,
-                           self.use_int, self.has_acc, self.cost_code, self.fused_last, self.eps, self.cparam)
+                           self.use_int, self.has_acc, self.cost_code, self.fused_last, self.eps, self.cparam,
+                           self._empty if sw is None else sw, self._no_wdf if wdf is None else wdf)

@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from fastnn.kernels.cpu.jit import jit
-from fastnn.kernels.cpu.update import step
+from fastnn.kernels.cpu.update import batch_decay, step
 from fastnn.kernels.cpu.views import (
     batch_rows, bias, delta_through, finish_forward, layer_grads, layer_out, output_delta, rows2d, weights)
 from fastnn.kernels.layout import BOFF, DOFF, NIN, NOUT, YOFF
@@ -82,5 +82,6 @@ def train(model, opt, data, order, b0, b1, bs, xbuf, t0):
             DX = rows2d(ws, spec[l - 1, DOFF], B, nin)
             np.dot(D, weights(params, spec, l).T, DX)
             delta_through(model, l - 1, B, bi * bs)
+        batch_decay(opt, data, bi)
         step(opt, params, grads, t0 + bi - b0 + 1)
     return loss, correct, bad

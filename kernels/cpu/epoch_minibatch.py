@@ -15,7 +15,7 @@ from fastnn.kernels.cpu.linear import (
     bwd_input_par, bwd_input_rows, bwd_weight_par, bwd_weight_rows, fwd_par, fwd_rows)
 from fastnn.kernels.cpu.sparse import (
     bwd_weight_sparse_cols, bwd_weight_sparse_par, fwd_sparse_par, fwd_sparse_rows, sgd_sparse_rows)
-from fastnn.kernels.cpu.update import step_par, update_range
+from fastnn.kernels.cpu.update import batch_decay, step_par, update_range
 from fastnn.kernels.cpu.views import (
     batch_rows, bias, delta_through, finish_forward, layer_grads, layer_out, output_delta, rows2d, weights)
 from fastnn.kernels.layout import BOFF, DOFF, LR, NIN, NOUT, WTOFF, YOFF
@@ -133,6 +133,7 @@ def train(model, opt, data, sp, order, b0, b1, bs, A0, t0, parallel, sparse_sgd)
         if bad < 0 and not math.isfinite(ls):
             bad = bi
         _backward(model, data.X, sp, A0, rows, B, parallel, sparse_sgd, bi * bs)
+        batch_decay(opt, data, bi)
         if sparse_sgd:
             p, g, nw0 = model.params, model.grads, spec[0, NIN] * spec[0, NOUT]
             update_range(opt.code, p, g, opt.s1, opt.s2, opt.s3, opt.hp, nw0, p.shape[0], opt.n_decay)

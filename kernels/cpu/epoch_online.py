@@ -207,6 +207,7 @@ def train(model, opt, data, order, b0, b1):
     L = spec.shape[0]
     dtype = hp.dtype
     lr, wd = hp[LR], hp[WD]
+    weighted, per_batch_decay = data.sw.shape[0] > 0, data.wdf.shape[0] > 0
     loss = 0.0
     correct = 0
     bad = -1  # the first batch whose loss is not finite
@@ -279,6 +280,14 @@ def train(model, opt, data, order, b0, b1):
             if has_acc:
                 c = correct_row(cost, P, trow, labels[r] if cost != BCE else -1)
             cost_grad_row(cost, D, P, trow, lab, 1, eps, fused_last, data.cparam)
+        if weighted:  # a batch of one: its factor is 1 (or 0 for a zero weight), so any order is exact
+            s = data.sw[r]
+            ls = ls * s
+            for j in range(K):
+                D[j] *= s
+        if per_batch_decay:
+            hp[WD] = opt.hp64[WD] * data.wdf[bi]  # (cast to hp's dtype, as batch_decay)
+            wd = hp[WD]
         loss += ls
         correct += c
         if bad < 0 and not math.isfinite(ls):

@@ -32,7 +32,7 @@ from numba import prange
 from fastnn.kernels.cpu import plain
 from fastnn.kernels.cpu.jit import jit, pjit
 from fastnn.kernels.cpu.simd import axpy_rows  # see ROW_KERNELS
-from fastnn.kernels.cpu.update import step_par, update_range
+from fastnn.kernels.cpu.update import batch_decay, step_par, update_range
 from fastnn.kernels.cpu.views import (
     batch_rows, bias, delta_through, finish_forward, layer_grads, layer_out, output_delta, rows2d, weights)
 from fastnn.kernels.layout import BOFF, DOFF, LR, NIN, NOUT, YOFF
@@ -201,6 +201,7 @@ def train(model, opt, data, csr, cols, order, b0, b1, bs, t0, nblk, sparse_sgd):
             np.dot(D, weights(params, spec, l).T, rows2d(ws, spec[l - 1, DOFF], B, spec[l, NIN]))
             delta_through(model, l - 1, B, bi * bs)
         D0, _ = layer_grads(model, 0, B)  # the first layer's delta, and its bias gradient
+        batch_decay(opt, data, bi)
         if sparse_sgd:
             update_range(opt.code, params, grads, opt.s1, opt.s2, opt.s3, opt.hp, nw0, params.shape[0],
                          opt.n_decay)

@@ -21,16 +21,16 @@ from fastnn.kernels.cpu.rows import act_backward_row, act_forward_row, cost_grad
 from fastnn.kernels.cpu.update import update_flat
 from fastnn.kernels.layout import (  # noqa: F401  (the codes, re-exported as the reference's)
     BCE, CROSS_ENTROPY, ELU, GELU, GELU_TANH, HINGE, HUBER, IDENTITY, KL_DIVERGENCE, L1, LEAKY_RELU, MSE,
-    NEEDS_INPUT, OPT_ADAM, OPT_ADAMW, OPT_MOMENTUM, OPT_NESTEROV, RELU, RELU6, SIGMOID, SIGN, SILU, SOFTMAX,
+    NEEDS_INPUT, POISSON, OPT_ADAM, OPT_ADAMW, OPT_MOMENTUM, OPT_NESTEROV, RELU, RELU6, SIGMOID, SIGN, SILU, SOFTMAX,
     SOFTPLUS, TANH, dropout_scale, dropout_threshold)
 from fastnn.kernels.named import COSTS, NAMES, named_ops
 from fastnn.kernels.reference import ACTIVATION_NAMES
 
 __all__ = [
     "IDENTITY", "SIGMOID", "TANH", "RELU", "LEAKY_RELU", "SOFTMAX", "SIGN", "ELU", "SOFTPLUS", "GELU", "GELU_TANH",
-    "SILU", "RELU6", "MSE", "CROSS_ENTROPY", "BCE", "L1", "HUBER", "HINGE", "KL_DIVERGENCE",
+    "SILU", "RELU6", "MSE", "CROSS_ENTROPY", "BCE", "L1", "HUBER", "HINGE", "KL_DIVERGENCE", "POISSON",
     "linear_forward", "linear_backward_input", "linear_backward_weight", "linear_backward_bias",
-    "activation_forward", "activation_backward", "log_softmax", *NAMES,
+    "activation_forward", "activation_backward", "log_softmax", "cost_rows", *NAMES,
 ]
 
 
@@ -64,14 +64,23 @@ def _act_backward(code, D, Y, slope):
 
 
 @jit
-def _cost_value(code, P, T, labels, use_labels, eps, cparam):
-    # P: (N, K); T: (N, K) float targets (or (1, K) unused); labels: (N,) int64 -> sum of row losses
-    acc = 0.0
+def _cost_rows(out, code, P, T, labels, use_labels, eps, cparam):
+    # P: (N, K); T: (N, K) float targets (or (1, K) unused); labels: (N,) int64 -> out (N,) row losses
     for n in range(P.shape[0]):
         if use_labels:
-            acc += cost_row(code, P[n], T[0], labels[n], eps, cparam)
+            out[n] = cost_row(code, P[n], T[0], labels[n], eps, cparam)
         else:
-            acc += cost_row(code, P[n], T[n], -1, eps, cparam)
+            out[n] = cost_row(code, P[n], T[n], -1, eps, cparam)
+
+
+@jit
+def _cost_value(code, P, T, labels, use_labels, eps, cparam):
+    # the sum of the row losses, in row order
+    out = np.empty(P.shape[0])
+    _cost_rows(out, code, P, T, labels, use_labels, eps, cparam)
+    acc = 0.0
+    for n in range(P.shape[0]):
+        acc += out[n]
     return acc
 
 
@@ -274,6 +283,14 @@ def value(code, pred, target, param=1.0):
     # the reference divides by N even when N == 0 (nan); keep that
     with np.errstate(invalid="ignore", divide="ignore"):
         return float(np.float64(_cost_value(code, P, T, labels, use_labels, eps, float(param))) / P.shape[0])
+
+
+def cost_rows(code, pred, target, param=1.0):
+    """Each sample's loss (summed over outputs), (N,) float64, by the cost's integer code."""
+    P, T, labels, use_labels = _cost_args(pred, target, _check_cost(code), code in _LABEL_COSTS)
+    out = np.empty(P.shape[0])
+    _cost_rows(out, code, P, T, labels, use_labels, float(np.finfo(P.dtype).eps), float(param))
+    return out
 
 
 def delta(code, pred, target, fused, param=1.0):

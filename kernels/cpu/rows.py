@@ -10,7 +10,7 @@ import numpy as np
 
 from fastnn.kernels.cpu.jit import jit
 from fastnn.kernels.layout import (
-    BCE, CROSS_ENTROPY, ELU, GELU, GELU_TANH, HINGE, HUBER, KL_DIVERGENCE, L1, LEAKY_RELU, MSE, RELU, RELU6,
+    BCE, CROSS_ENTROPY, ELU, GELU, GELU_TANH, HINGE, HUBER, KL_DIVERGENCE, L1, LEAKY_RELU, MSE, POISSON, RELU, RELU6,
     SIGMOID, SIGN, SILU, SOFTMAX, SOFTPLUS, SOFTPLUS_THRESHOLD, TANH)
 
 # GELU's constants (as reference.py): 1/sqrt(2), 1/sqrt(2 pi), sqrt(2/pi), the cubic's 0.044715
@@ -233,6 +233,10 @@ def cost_row(code, p, t_row, label, dt_eps, cparam):
         for j in range(k):
             c = _hinge_sign(j, t_row, label, one)
             acc += max(dt(0), one - c * p[j])
+    elif code == POISSON:  # on log-rates: exp(s) - t s + t log t - t
+        for j in range(k):
+            t = t_row[j]
+            acc += math.exp(p[j]) - t * p[j] + (t * math.log(t) if t > 0 else 0.0) - t
     return acc
 
 
@@ -278,7 +282,7 @@ def cost_grad_row(code, d, p, t_row, label, n, dt_eps, sigmoid_fused, cparam):
 
 @jit
 def _cost_grad_more(code, d, p, t_row, label, n, cparam):
-    # the gradients of L1, Huber and hinge into d
+    # the gradients of L1, Huber, hinge and Poisson into d
     k = p.shape[0]
     dt = p.dtype.type
     one, zero = dt(1), dt(0)
@@ -290,6 +294,9 @@ def _cost_grad_more(code, d, p, t_row, label, n, cparam):
         dl = dt(cparam)
         for j in range(k):
             d[j] = min(max(p[j] - t_row[j], -dl), dl) / n
+    elif code == POISSON:  # (exp(s) - t) / n
+        for j in range(k):
+            d[j] = (math.exp(p[j]) - t_row[j]) / n
     else:  # HINGE
         for j in range(k):
             c = _hinge_sign(j, t_row, label, one)
@@ -321,17 +328,25 @@ def loss_and_delta_rows(data, P, D, rows, B):
 
     P, D: (B, K) views of the last layer's outputs and deltas; ``rows[n]`` is the
     training-set index of batch row n (the targets in ``data``, a
-    :class:`~fastnn.kernels.layout.Data`, are read through it).
+    :class:`~fastnn.kernels.layout.Data`, are read through it). With sample weights each
+    row's loss and delta are multiplied by its factor ``data.sw[r]``.
     """
-    cost, T, labels, use_int, eps = data.cost, data.T, data.labels, data.use_int, data.eps
+    cost, T, labels, use_int, eps, sw = data.cost, data.T, data.labels, data.use_int, data.eps, data.sw
+    weighted = sw.shape[0] > 0
     loss = 0.0
     correct = 0
     for n in range(B):
         r = rows[n]
         lab = labels[r] if use_int else -1
         trow = T[0] if use_int else T[r]
-        loss += cost_row(cost, P[n], trow, lab, eps, data.cparam)
+        ls = cost_row(cost, P[n], trow, lab, eps, data.cparam)
         if data.has_acc:
             correct += correct_row(cost, P[n], trow, labels[r] if cost != BCE else -1)
         cost_grad_row(cost, D[n], P[n], trow, lab, B, eps, data.fused_last, data.cparam)
+        if weighted:
+            s = sw[r]
+            ls = ls * s
+            for j in range(D.shape[1]):
+                D[n, j] *= s
+        loss += ls
     return loss, correct

@@ -155,6 +155,14 @@ def update_flat(code, p, g, s1, s2, s3, hp, n_decay, parallel):
 
 
 @jit
+def batch_decay(opt, data, bi):
+    """Batch ``bi``'s weight decay into ``opt.hp[WD]``: ``hp64[WD] * data.wdf[bi]`` when the
+    sample weights give per-batch factors (:class:`~fastnn.kernels.layout.Data`), else as it is."""
+    if data.wdf.shape[0] > 0:
+        opt.hp[WD] = opt.hp64[WD] * data.wdf[bi]
+
+
+@jit
 def step(opt, params, grads, t):
     """Optimizer step number ``t`` (>= 1) of ``opt`` (a :class:`~fastnn.kernels.layout.Optim`), one thread."""
     refresh_step(opt.hp, opt.hp64, opt.code, t)

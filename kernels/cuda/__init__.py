@@ -33,13 +33,14 @@ from fastnn.kernels.layout import dropout_scale, dropout_stream_key, dropout_thr
 from fastnn.kernels.named import NAMES, named_ops  # noqa: E402
 from fastnn.kernels.reference import (  # noqa: E402,F401
     ACTIVATION_NAMES, BCE, COST_NAMES, CROSS_ENTROPY, ELU, GELU, GELU_TANH, HINGE, HUBER, IDENTITY, KL_DIVERGENCE,
-    L1, LEAKY_RELU, MSE, NEEDS_INPUT, RELU, RELU6, SIGMOID, SIGN, SILU, SOFTMAX, SOFTPLUS, TANH, log_softmax)
+    L1, LEAKY_RELU, MSE, NEEDS_INPUT, POISSON, RELU, RELU6, SIGMOID, SIGN, SILU, SOFTMAX, SOFTPLUS, TANH, log_softmax)
 
 from . import config, launch  # noqa: E402
 
 __all__ = [
     "linear_forward", "linear_backward_input", "linear_backward_weight", "linear_backward_bias",
-    "activation_forward", "activation_backward", "log_softmax", *NAMES, "is_simulated", "config", "launch",
+    "activation_forward", "activation_backward", "log_softmax", "cost_rows", *NAMES, "is_simulated", "config",
+    "launch",
 ]
 
 
@@ -226,7 +227,7 @@ def _cost(code, pred, target, fused=False, param=1.0):
                      0, n, n, code, fused=fused, cparam=param)
     out_l, out_c = cuda.device_array(1, np.float64), cuda.device_array(1, np.int64)
     launch.reduce_rows(out_l, out_c, rowloss, rowcorrect, 0, n)
-    return float(out_l.copy_to_host()[0]) / n, delta.copy_to_host()
+    return float(out_l.copy_to_host()[0]) / n, delta.copy_to_host(), rowloss.copy_to_host()[:n]
 
 
 def _value(code, pred, target, param=1.0):
@@ -237,6 +238,12 @@ def _value(code, pred, target, param=1.0):
 def _delta(code, pred, target, fused, param=1.0):
     _check_cost(code)
     return _cost(code, pred, target, fused, param)[1]
+
+
+def cost_rows(code, pred, target, param=1.0):
+    """Each sample's loss (summed over outputs), (N,) float64, from the per-row cost kernel."""
+    _check_cost(code)
+    return _cost(code, pred, target, param=param)[2]
 
 
 def _check_cost(code):

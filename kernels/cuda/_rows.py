@@ -13,12 +13,12 @@ from numba import cuda
 from fastnn.kernels import formulas
 from fastnn.kernels.layout import (
     BCE, CROSS_ENTROPY, HINGE, HUBER, IDENTITY, KL_DIVERGENCE, L1, MSE, OPT_ADADELTA, OPT_ADAGRAD, OPT_ADAM,
-    OPT_ADAMW, OPT_CENTERED_RMSPROP, OPT_NESTEROV, OPT_RMSPROP, OPT_SGD)
+    OPT_ADAMW, OPT_CENTERED_RMSPROP, OPT_NESTEROV, OPT_RMSPROP, OPT_SGD, POISSON)
 
 #: Signatures of these kernels for the PTX compile check (see ``_kernels.SIGNATURES``).
 ROW_SIGNATURES = {
     "cost_rows_k": ("void({T}[:, ::1], float64[::1], int64[::1], {T}[:, ::1], {T}[:, ::1], int64[::1], "
-                    "int64[::1], int64, int64, {T}, int64, int64, int64, {T}, int64, {T})"),
+                    "int64[::1], int64, int64, {T}, int64, int64, int64, {T}, int64, {T}, {T}[::1], int64)"),
     "drop_k": "void({T}[::1], {T}[::1], uint64, uint64, {T}, int64)",
     "drop_bwd_k": "void({T}[::1], {T}[::1], int64, {T}, uint64, uint64, {T}, int64)",
     "update_k": ("void(int64, {T}[::1], {T}[::1], {T}[::1], {T}[::1], {T}[::1], {T}, {T}, {T}, {T}, {T}, {T}, "
@@ -39,12 +39,13 @@ def row_kernels(dtype, act_bwd, keep, device):
     TINY = DT(np.finfo(DT).tiny)  # momentum's and Adam's state below it is stored as 0 (as the reference)
 
     def cost_rows_k(delta, rowloss, rowcorrect, pred, Tg, labels, order, start, n_rows, nf,
-                    code, fused, dact, slope, acc_mode, cparam):
+                    code, fused, dact, slope, acc_mode, cparam, sw, weighted):
         # Batch row r is sample s = order[start + r]. pred, delta: (n_rows, K); Tg: (N, K)
         # dense targets; labels: (N,) int64. Writes delta = dJ/dpred (divided by the batch
         # size nf; through activation dact when >= 0), and at epoch position start + r the
         # row's loss (its share of batch-mean-loss * batch size) and #correct. cparam:
-        # Huber's delta.
+        # Huber's delta. With ``weighted``, sample s's factor sw[s] multiplies its loss and
+        # delta (before the activation backward, as on the CPU).
         for r in range(cuda.grid(1), n_rows, cuda.gridsize(1)):
             s = order[start + r]
             K = pred.shape[1]
@@ -102,6 +103,20 @@ def row_kernels(dtype, act_bwd, keep, device):
                     m = ONE - c * pred[r, k]
                     loss += max(ZERO, m)
                     delta[r, k] = (-c if m > ZERO else ZERO) / nf
+            elif code == POISSON:  # on log-rates: exp(s) - t s + t log t - t; (exp(s) - t) / N
+                for k in range(K):
+                    z = pred[r, k]
+                    t = Tg[s, k]
+                    e = math.exp(z)
+                    loss += e - t * z - t
+                    if t > ZERO:
+                        loss += t * math.log(t)
+                    delta[r, k] = (e - t) / nf
+            if weighted:
+                w = sw[s]
+                loss = loss * w
+                for k in range(K):
+                    delta[r, k] = delta[r, k] * w
             if dact >= 0 and not (code == BCE and fused):
                 for k in range(K):
                     delta[r, k] = act_bwd(dact, pred[r, k], delta[r, k], slope)

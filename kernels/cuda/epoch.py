@@ -22,7 +22,7 @@ from numba import cuda
 from fastnn.kernels.cuda import launch
 from fastnn.kernels.layout import (
     ACT, BCE, BOFF, DROP, DSTREAM, IDENTITY, NEEDS_INPUT, NIN, NO_ACT, NOUT, SOFTMAX, WOFF, ZOFF,
-    dropout_stream_key, refresh_step)
+    WD, dropout_stream_key, refresh_step)
 
 
 class DeviceLayer:
@@ -185,13 +185,16 @@ def train(state, opt, data, order, b0, b1, bs, t0):
         # dJ/d(last pre-activation) (or dJ/dpred before a softmax), plus per-row loss
         launch.cost_rows(tmps[-1] if last_softmax else deltas[-1], state.rowloss, state.rowcorrect,
                          acts[-1], data.T, data.labels, order, start, nb, nb, data.cost, fused=fused,
-                         dact=dact_last, slope=last.slope, acc_mode=acc_mode, cparam=data.cparam)
+                         dact=dact_last, slope=last.slope, acc_mode=acc_mode, cparam=data.cparam,
+                         sw=data.sw if data.sw.shape[0] else None)
         if last_softmax:
             launch.softmax_backward(deltas[-1], acts[-1], tmps[-1])
         if last_z:
             launch.activation_backward(_flat(deltas[-1]), _flat(zs[-1]), _flat(deltas[-1]), last.code, last.slope)
         _backward(layers, xb, (acts, deltas, tmps, zs, qs), skeys, start)
         refresh_step(opt.hp, opt.hp64, opt.code, t0 + b - b0 + 1)
+        if data.wdf.shape[0]:  # this batch's weight decay (sample weights, see layout.Data)
+            opt.hp[WD] = opt.hp64[WD] * data.wdf[b]
         launch.update(opt.code, p, g, opt.s1, opt.s2, opt.hp, opt.n_decay, s3=opt.s3)
     lo, hi = b0 * bs, min(n, b1 * bs)
     launch.reduce_rows(state.out_loss, state.out_correct, state.rowloss, state.rowcorrect, lo, hi)

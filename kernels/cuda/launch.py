@@ -128,21 +128,24 @@ def softmax_backward(dx, y, dy, stream=0):
 
 
 def cost_rows(delta, rowloss, rowcorrect, pred, T, labels, order, start, n_rows, n_div,
-              code, fused=False, dact=-1, slope=0.0, acc_mode=0, cparam=1.0, stream=0):
+              code, fused=False, dact=-1, slope=0.0, acc_mode=0, cparam=1.0, sw=None, stream=0):
     """Per-row loss, #correct and gradient of one batch (see ``_kernels.cost_rows_k``).
 
     Batch row r is sample ``order[start + r]`` of the dense targets T (N, K) and
     ``labels`` (N,); ``delta[r]`` gets dJ/dpred (divided by ``n_div``, through the
     activation ``dact`` when >= 0) and ``rowloss[start + r]``/``rowcorrect[start + r]``
     the row's loss and correct count. acc_mode: 0 none, 1 argmax vs label, 2 BCE.
-    ``cparam``: Huber's delta.
+    ``cparam``: Huber's delta. ``sw`` (N,) device: each sample's factor on its loss and
+    delta (sample weights), or None.
     """
     if n_rows:
         blocks, tpb = _grid1(n_rows)
         dt = pred.dtype.type
+        weighted = sw is not None and sw.shape[0] > 0
         kernels(pred.dtype)["cost_rows_k"][blocks, tpb, stream](
             delta, rowloss, rowcorrect, pred, T, labels, order, int(start), int(n_rows),
-            dt(n_div), int(code), int(bool(fused)), int(dact), dt(slope), int(acc_mode), dt(cparam))
+            dt(n_div), int(code), int(bool(fused)), int(dact), dt(slope), int(acc_mode), dt(cparam),
+            sw if weighted else dummies(pred.dtype)[0], int(weighted))
 
 
 def reduce_rows(out_loss, out_correct, rowloss, rowcorrect, lo, hi, stream=0):

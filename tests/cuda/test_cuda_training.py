@@ -259,3 +259,26 @@ def test_sparse_input_trains_op_by_op_and_predicts(recwarn):
                                                          dtype=np.float64).params)
     assert_allclose(nets[1].params, nets[0].params, rtol=TRAIN_RTOL64, atol=1e-12)
     assert_allclose(nets[1].predict(X, backend="cuda"), nets[0].predict(X.toarray()), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("decay_per_weight", [False, True])
+def test_sample_weights_and_poisson_match_numpy(decay_per_weight):
+    """Weighted training (each sample's factor on its loss and delta, per-batch weight decay)
+    and the Poisson cost on the device, against the NumPy loop."""
+    from fastnn.training import Trainer
+
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((13, 3))
+    w = rng.uniform(0, 2, 13)
+    w[0] = 0
+    cases = [(rng.integers(0, 3, 13), fn.CrossEntropy(), 3, fn.Adam(0.01, weight_decay=0.01)),
+             (rng.poisson(2.0, (13, 2)).astype(float), fn.Poisson(), 2, fn.SGD(0.02, momentum=0.9, weight_decay=0.01))]
+    for Y, cost, k, opt in cases:
+        out = []
+        for backend in ("numpy", "cuda"):
+            net = fn.Sequential(fn.Linear(3, 4), fn.Tanh(), fn.Linear(4, k), seed=7, dtype=np.float64)
+            tr = Trainer(net, copy.deepcopy(cost), copy.deepcopy(opt), batch_size=4, backend=backend, seed=11,
+                         decay_per_weight=decay_per_weight)
+            out.append((net, tr.fit(X, Y, epochs=2, sample_weight=w)))
+        assert_allclose(out[1][0].params, out[0][0].params, rtol=TRAIN_RTOL64, atol=1e-12)
+        assert_allclose(out[1][1]["loss"], out[0][1]["loss"], rtol=TRAIN_RTOL64)
