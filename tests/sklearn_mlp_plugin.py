@@ -8,11 +8,9 @@ each with its reason (a documented difference: README, "scikit-learn estimators"
 
 import pytest
 
-#: test name -> why it fails with fastnn (keep this list short; the target is at most 2).
-EXPECTED_FAILURES = {
-    "test_mlp_sample_weight_with_early_stopping": "fastnn.sklearn's fit takes no sample_weight yet",
-    "test_mlp_vs_poisson_glm_equivalent": "MLPRegressor(loss='poisson') is not implemented yet",
-}
+#: test name -> why it fails with fastnn (keep this list short; the target is at most 2). Empty since
+#: fit(sample_weight=) and MLPRegressor(loss="poisson") exist.
+EXPECTED_FAILURES = {}
 
 
 def pytest_configure(config):

@@ -22,12 +22,16 @@ from fastnn.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 # checks' toy problems well enough (check_classifiers_train wants 83% accuracy).
 CHECK_PARAMS = dict(hidden_layer_sizes=(20,), max_iter=100, learning_rate_init=0.01, random_state=0)
 
-# Expected failures, each with its reason (the list stays short on purpose).
-EXPECTED_FAILED = {}
+# Expected failures, each with its reason (the list stays short on purpose): only the float32
+# opt-in's, where the weighted and the repeated fit round differently.
+_FLOAT32 = ("float32 arithmetic (dtype='float32', an opt-in): the weighted and the repeated-samples fits agree to "
+            "~1e-6 relative, the check asks 1e-7 (the float64 default passes it)")
+EXPECTED_FAILED_FLOAT32 = {"check_sample_weight_equivalence_on_dense_data": _FLOAT32,
+                           "check_sample_weight_equivalence_on_sparse_data": _FLOAT32}
 
 
 def _expected_failed(estimator):
-    return EXPECTED_FAILED.get(type(estimator).__name__, {})
+    return EXPECTED_FAILED_FLOAT32 if estimator.dtype == "float32" else {}
 
 
 @parametrize_with_checks([MLPClassifier(**CHECK_PARAMS), MLPRegressor(**CHECK_PARAMS),
@@ -344,12 +348,11 @@ def test_early_stopping_restores_the_best_weights():
                         learning_rate_init=0.05, random_state=0).fit(X[:500], y[:500])
     # Rebuild the validation split: fit draws the initial weights from
     # check_random_state(random_state) as scikit-learn does (each layer's W, then its b), then
-    # 4 integers seeding its shuffles, then splits with that RandomState.
+    # splits with that RandomState, as scikit-learn does (then 4 integers seed its shuffles).
     rs = np.random.RandomState(0)
     for fan_in, fan_out in ((64, 8), (8, 10)):
         rs.uniform(size=(fan_in, fan_out))
         rs.uniform(size=fan_out)
-    rs.randint(0, 2**31 - 1, size=4)
     _, Xv, _, yv = train_test_split(X[:500], y[:500], random_state=rs, test_size=0.2)
     assert len(clf.validation_scores_) == clf.n_iter_ and clf.n_iter_ > 1
     assert clf.score(Xv, yv) == pytest.approx(clf.best_validation_score_)

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 
+from fastnn._checks import check_sample_weight
 from fastnn.backends import BACKENDS, get_ops
 from fastnn.layers import Identity, Linear, ReLU, Sigmoid, Tanh
 from fastnn.network import Sequential
@@ -311,12 +312,13 @@ class _BaseMLP(BaseEstimator):
             self.validation_scores_ = None
             self.best_validation_score_ = None
 
-    def _fit(self, X, y, incremental=False):
+    def _fit(self, X, y, incremental=False, sample_weight=None):
         hidden = self._check_params()
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        sw = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0])
         if Y.ndim == 1:
             Y = Y.reshape(-1, 1)
         n_samples, n_features = X.shape
@@ -333,8 +335,6 @@ class _BaseMLP(BaseEstimator):
                                  f"fitted {have}, now {layer_units}; set warm_start=False to start over")
             if self.n_outputs_ != Y.shape[1]:
                 raise ValueError(f"y has {Y.shape[1]} outputs but the fitted model has {self.n_outputs_}")
-        # then a Generator seeded from it for the shuffles: reproducible for an int random_state
-        rng = np.random.default_rng(random_state.randint(0, 2**31 - 1, size=4))
         net = self._net
         if net.dtype != dtype:
             self._link(net.astype(dtype))
@@ -342,7 +342,7 @@ class _BaseMLP(BaseEstimator):
             self.__dict__.pop("_optimizer", None)
         X = self._to_net_input(X, net.dtype)
         if self.solver == "lbfgs":
-            return self._fit_lbfgs(net, X, Y)
+            return self._fit_lbfgs(net, X, Y, sw)
 
         if self.early_stopping:
             stratify = self._stratify_labels(Y) if self.n_outputs_ == 1 else None  # never multilabel
@@ -351,10 +351,13 @@ class _BaseMLP(BaseEstimator):
             if len(idx_val) < 2:
                 raise ValueError("The validation set is too small. Increase 'validation_fraction' "
                                  "or the size of your dataset.")
-            val = (X[idx_val], self._val_targets(Y[idx_val]))
-            X_train, Y_train = X[idx_train], Y[idx_train]
+            val = (X[idx_val], self._val_targets(Y[idx_val]), None if sw is None else sw[idx_val])
+            X_train, Y_train, sw_train = X[idx_train], Y[idx_train], None if sw is None else sw[idx_train]
         else:
-            val, X_train, Y_train = None, X, Y
+            val, X_train, Y_train, sw_train = None, X, Y, sw
+        # then (after the split, which draws from random_state as scikit-learn's does) a
+        # Generator seeded from it for the shuffles: reproducible for an int random_state
+        rng = np.random.default_rng(random_state.randint(0, 2**31 - 1, size=4))
         n_train = X_train.shape[0]
         if self.batch_size == "auto":
             batch_size = min(200, n_train)
@@ -373,9 +376,10 @@ class _BaseMLP(BaseEstimator):
         opt = opt.optimizer
         cost = self._cost()
         targets = self._train_targets(Y_train, net.dtype)
+        # decay_per_weight: scikit-learn's L2 term alpha / sum(w) of each batch (its size without weights)
         trainer = Trainer(net, cost, opt, batch_size=batch_size, backend=self.backend,
-                          shuffle=self.shuffle, seed=int(rng.integers(2**63 - 1)))
-        ctrl = _EpochControl(self, opt, n_train, -(-n_train // batch_size), val, incremental)
+                          shuffle=self.shuffle, seed=int(rng.integers(2**63 - 1)), decay_per_weight=True)
+        ctrl = _EpochControl(self, opt, n_train, batch_size, val, incremental)
         self.n_iter_ = 0
         with _limit_threads(trainer.ops):
             while not ctrl.stop:
@@ -383,7 +387,8 @@ class _BaseMLP(BaseEstimator):
                 if remaining <= 0:
                     break
                 # scikit-learn trains on through NaN and judges the weights at the end
-                hist = trainer.fit(X_train, targets, epochs=remaining, callbacks=[ctrl], on_nonfinite="ignore")
+                hist = trainer.fit(X_train, targets, epochs=remaining, callbacks=[ctrl], on_nonfinite="ignore",
+                                   sample_weight=sw_train)
                 if getattr(hist, "interrupted", False):
                     warnings.warn("Training interrupted by user.")
                     break
@@ -403,7 +408,8 @@ class _BaseMLP(BaseEstimator):
     def _loss_grad_lbfgs(self, packed, X, y, sample_weight=None, *buffers):
         """scikit-learn's ``_loss_grad_lbfgs``: (loss, grad) at the packed weights ``packed``
         (its packing is fastnn's flat buffer: every W row-major, then every b) for the
-        binarized targets ``y``; the other buffers of scikit-learn's signature are unused."""
+        binarized targets ``y`` and ``sample_weight``; the other buffers of scikit-learn's
+        signature are unused."""
         from fastnn.sklearn._lbfgs import LossGrad
 
         net = self._current_net()
@@ -412,26 +418,27 @@ class _BaseMLP(BaseEstimator):
         Y = Y.reshape(-1, 1) if Y.ndim == 1 else Y
         targets = cost.prepare(self._train_targets(Y, net.dtype), net.outsize, net.dtype)
         X = self._to_net_input(X, net.dtype)
-        return LossGrad(self, net, cost, X, targets, self._ops())(np.asarray(packed, np.float64))
+        sw = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0])
+        return LossGrad(self, net, cost, X, targets, self._ops(), sw)(np.asarray(packed, np.float64))
 
-    def _fit_lbfgs(self, net, X, Y):
+    def _fit_lbfgs(self, net, X, Y, sw=None):
         from fastnn.sklearn._lbfgs import fit_lbfgs
 
         ops, cost = self._ops(), self._cost()
         targets = cost.prepare(self._train_targets(Y, net.dtype), net.outsize, net.dtype)
         with _limit_threads(ops):
-            fit_lbfgs(self, net, cost, X, targets, ops)
+            fit_lbfgs(self, net, cost, X, targets, ops, sw)
         self._check_finite(net)
         return self
 
     def _update_no_improvement_count(self, val, net):
         """scikit-learn's rule: count epochs that fail to improve by ``tol``."""
         if self.early_stopping:
-            X_val, y_val = val
+            X_val, y_val, sw_val = val
             ops = self._ops()
             with _limit_threads(ops):
                 out = ops.predict(net, X_val, None)
-            score = self._score_outputs(out, y_val)
+            score = self._score_outputs(out, y_val, sw_val)
             self.validation_scores_.append(score)
             if self.verbose:
                 print("Validation score: %f" % score)
@@ -450,11 +457,13 @@ class _BaseMLP(BaseEstimator):
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
 
-    def fit(self, X, y):
-        """Fit the model to ``X`` (n_samples, n_features) and ``y``.
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to ``X`` (n_samples, n_features) and ``y``, each sample's loss weighted
+        by ``sample_weight`` (n_samples,) >= 0 when given (scikit-learn's semantics: each
+        batch's weighted mean loss, its L2 term ``alpha / sum(w)``).
 
         Returns
         -------
         self
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)

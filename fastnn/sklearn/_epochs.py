@@ -17,9 +17,11 @@ class _EpochControl(Callback):
     backend never keeps a stale rate).
     """
 
-    def __init__(self, est, optimizer, n_train, n_batches, val, incremental):
+    def __init__(self, est, optimizer, n_train, batch_size, val, incremental):
         self.est, self.opt = est, optimizer
-        self.n_train, self.n_batches = n_train, n_batches
+        self.n_train, self.batch_size = n_train, batch_size
+        # the size of each batch, B (the last may be short)
+        self.sizes = np.diff(np.append(np.arange(0, n_train, batch_size), n_train)).astype(np.float64)
         self.val, self.incremental = val, incremental
         self.stop = self.restart = False
         self._w2 = None
@@ -36,10 +38,12 @@ class _EpochControl(Callback):
         est = self.est
         est.n_iter_ += 1
         est.t_ += self.n_train
-        # scikit-learn adds 0.5*alpha*||W||^2/len(batch) to each batch loss and
-        # weights batch losses by len(batch): nb * 0.5*alpha*||W||^2 / n per epoch.
+        # scikit-learn adds 0.5*alpha*||W||^2/sum(w) to each batch loss (sum(w) = B without
+        # weights) and weights batch losses by B: sum_b B/sum(w) * 0.5*alpha*||W||^2 / n per
+        # epoch, where B/sum(w) = decay_factors * B / batch_size (the Trainer's, this epoch).
         w2 = self.weight_norm2()
-        penalty = 0.5 * est.alpha * self.n_batches * 0.5 * (self._w2 + w2) / self.n_train
+        per_batch = float(np.dot(self.trainer.decay_factors, self.sizes)) / self.batch_size
+        penalty = 0.5 * est.alpha * per_batch * 0.5 * (self._w2 + w2) / self.n_train
         self._w2 = w2
         est.loss_ = float(logs["loss"]) * est._loss_scale() + penalty
         est.loss_curve_.append(est.loss_)

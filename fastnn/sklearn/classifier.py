@@ -14,13 +14,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier trained by fastnn (scikit-learn's API).
 
     Parameters are those of :class:`sklearn.neural_network.MLPClassifier`, with the
-    same meanings and defaults (``solver`` is ``"adam"`` or ``"sgd"``; ``max_fun``
-    is accepted and unused, as it only concerns L-BFGS), plus:
+    same meanings and defaults (``solver`` ``"adam"``, ``"sgd"`` or ``"lbfgs"``), plus:
 
     backend : {"auto", "numpy", "numba", "cuda"}, default="auto"
         fastnn backend that trains and predicts.
-    dtype : {"float32", "float64"}, default="float32"
-        Precision of the weights and of the arithmetic.
+    dtype : {None, "float32", "float64"}, default=None
+        Precision of the weights and of the arithmetic; None follows X's floating dtype
+        (float32 stays float32, anything else is float64), as scikit-learn does.
 
     Attributes
     ----------
@@ -78,10 +78,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _val_targets(self, Y):
         return self._label_binarizer.inverse_transform(Y)
 
-    def _score_outputs(self, out, y):
+    def _score_outputs(self, out, y, sample_weight=None):
         if not np.all(np.isfinite(out)):
             return np.nan
-        return accuracy_score(y, self._labels_from_outputs(out))
+        return accuracy_score(y, self._labels_from_outputs(out), sample_weight=sample_weight)
 
     def _labels_from_outputs(self, out):
         if self.n_outputs_ == 1:
@@ -110,8 +110,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return np.log(p, out=p)
 
     @available_if(_stochastic_solver)
-    def partial_fit(self, X, y, classes=None):
-        """One epoch over ``X``, ``y``, continuing from the current state.
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over ``X``, ``y`` (weighted by ``sample_weight``, as in :meth:`fit`),
+        continuing from the current state.
 
         ``classes`` (all labels that will ever be seen) is required on the first call.
         """
@@ -128,7 +129,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(f"`classes={classes!r}` is not the same as on last call to partial_fit, "
                              f"was: {self.classes_!r}")
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from fastnn.costs import MSE
+from fastnn.costs import MSE, Poisson
 from fastnn.sklearn._base import _BaseMLP, _stochastic_solver
 from fastnn.sklearn._compat import (
     RegressorMixin, StrOptions, _validate_data, available_if, column_or_1d, r2_score)
@@ -12,9 +12,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor trained by fastnn (scikit-learn's API).
 
     Parameters are those of :class:`sklearn.neural_network.MLPRegressor` with the
-    same meanings and defaults (``loss="squared_error"`` only; ``solver`` is
-    ``"adam"`` or ``"sgd"``; ``max_fun`` is accepted and unused), plus ``backend``
-    and ``dtype`` as in :class:`MLPClassifier`.
+    same meanings and defaults (``loss`` ``"squared_error"`` or ``"poisson"``, the latter with
+    the exponential output, as scikit-learn; ``solver`` ``"adam"``, ``"sgd"`` or ``"lbfgs"``),
+    plus ``backend`` and ``dtype`` as in :class:`MLPClassifier`.
     """
 
     # pickle records a class as module + name: keep the public fastnn.sklearn.MLPRegressor (the
@@ -42,19 +42,28 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _check_params(self):
         hidden = super()._check_params()
-        if self.loss != "squared_error":
-            raise ValueError(f"loss={self.loss!r} is not supported by fastnn.sklearn; use loss='squared_error'")
+        if self.loss not in ("squared_error", "poisson"):
+            raise ValueError(f"loss must be 'squared_error' or 'poisson', got {self.loss!r}")
         return hidden
 
     def _output_activation(self):
-        return "identity"
+        # poisson: the network's output is the log-rate; fastnn.Poisson takes it raw, predict exponentiates
+        return "exp" if self.loss == "poisson" else "identity"
 
     def _cost(self):
-        return MSE()
+        return Poisson() if self.out_activation_ == "exp" else MSE()
 
     def _loss_scale(self):
-        # fastnn's MSE sums over outputs; scikit-learn reports the mean over them.
-        return 1.0 / self.n_outputs_
+        # fastnn's MSE sums over outputs; scikit-learn reports the mean over them (its
+        # Poisson loss sums over outputs, as fastnn's)
+        return 1.0 if self.out_activation_ == "exp" else 1.0 / self.n_outputs_
+
+    def _outputs(self, out):
+        """Predictions from the network's outputs: the rate ``exp`` for loss="poisson"."""
+        if self.out_activation_ == "exp":
+            with np.errstate(over="ignore"):
+                return np.exp(out)
+        return out
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = _validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
@@ -73,20 +82,22 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _val_targets(self, Y):
         return Y.ravel() if Y.shape[1] == 1 else Y
 
-    def _score_outputs(self, out, y):
+    def _score_outputs(self, out, y, sample_weight=None):
+        out = self._outputs(out)
         if not np.all(np.isfinite(out)):
             return np.nan
-        return r2_score(y, out.ravel() if out.shape[1] == 1 else out)
+        return r2_score(y, out.ravel() if out.shape[1] == 1 else out, sample_weight=sample_weight)
 
     def predict(self, X):
-        """Predicted values in the weights' dtype, (n_samples,) or (n_samples, n_outputs)."""
-        out = self._forward(X)
+        """Predicted values in X's floating dtype, (n_samples,) or (n_samples, n_outputs)."""
+        out = self._outputs(self._forward(X))
         return out.ravel() if out.shape[1] == 1 else out
 
     @available_if(_stochastic_solver)
-    def partial_fit(self, X, y):
-        """One epoch over ``X``, ``y``, continuing from the current state."""
-        return self._fit(X, y, incremental=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over ``X``, ``y`` (weighted by ``sample_weight``, as in :meth:`fit`),
+        continuing from the current state."""
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
