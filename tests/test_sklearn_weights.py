@@ -78,10 +78,12 @@ def test_weighted_adam_and_partial_fit_are_close_to_sklearns():
 
 
 @pytest.mark.parametrize("kind", ["clf", "reg"])
-def test_weighted_lbfgs_is_sklearns(kind):
+@pytest.mark.parametrize("backend", ["numba", "numpy"])  # the compiled epoch, and the Python loop
+def test_weighted_lbfgs_is_sklearns(kind, backend):
     X, y, yr, w = _data(2)
     t = y if kind == "clf" else yr
     sk, fa = _both(kind, solver="lbfgs", max_iter=30)
+    fa.set_params(backend=backend)
     sk.fit(X, t, sample_weight=w)
     fa.fit(X, t, sample_weight=w)
     assert fa.n_iter_ == sk.n_iter_

@@ -83,6 +83,7 @@ class CudaRunner:
                            cuda.to_device(np.ascontiguousarray(labels, dtype=np.int64)))
         self._order_src = None
         self._order = None
+        self._d_sw = None  # the sample-weight factors on the device (weigh)
 
     def run(self, order, b0, b1):
         """Train batches ``b0 <= b < b1`` of ``order`` (see :meth:`fastnn.backends.numpy.Ops.make_runner`)."""
@@ -101,7 +102,7 @@ class CudaRunner:
         ``s`` goes to the device, ``wdf`` stays on the host (the weight decay is a launch argument)."""
         sw, wdf = self.plan.weights(s, wdf)
         if sw.shape[0]:
-            if getattr(self, "_d_sw", None) is None:
+            if self._d_sw is None:
                 self._d_sw = self.cuda.to_device(sw)
             else:
                 self._d_sw.copy_to_device(sw)

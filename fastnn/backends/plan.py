@@ -236,9 +236,9 @@ class Plan:
         return (self._empty if s is None else np.ascontiguousarray(s, dtype=self.dtype),
                 self._no_wdf if wdf is None else np.ascontiguousarray(wdf, dtype=np.float64))
 
-    def data(self, X, T=None, labels=None, sw=None, wdf=None):
-        """The data and cost for the kernels: a :class:`~fastnn.kernels.layout.Data` (no sample
-        weights unless ``sw``, ``wdf`` are given)."""
+    def data(self, X, T=None, labels=None):
+        """The data and cost for the kernels: a :class:`~fastnn.kernels.layout.Data`, without
+        sample weights (the runners' ``weigh`` puts each epoch's in)."""
         return layout.Data(X, self.T if T is None else T, self.labels if labels is None else labels,
                            self.use_int, self.has_acc, self.cost_code, self.fused_last, self.eps, self.cparam,
-                           self._empty if sw is None else sw, self._no_wdf if wdf is None else wdf)
+                           self._empty, self._no_wdf)

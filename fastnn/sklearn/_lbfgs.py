@@ -6,9 +6,9 @@ import warnings
 import numpy as np
 
 from fastnn.backends.plan import batch_weights
-from fastnn.kernels import reference as _ref
 from fastnn.optimizers import SGD
 from fastnn.sklearn._compat import ConvergenceWarning
+from fastnn.training import BatchLoop
 
 
 def _check_result(res, max_iter):
@@ -41,58 +41,35 @@ class LossGrad:
     which this keeps, so that the iterations are the same as scikit-learn's). With sample
     weights ``sw`` (n,) the cost is their weighted mean and ``n`` is ``sum(sw)``.
 
-    On a compiled backend one call is one whole-batch run of its epoch kernel (BLAS products,
-    the sparse first layer on sparse X) with a plain SGD step of rate 0, which leaves the
-    weights as they are and the gradient in ``net.grads``; otherwise the layers' ops run in
-    Python.
+    One call is one whole-batch run (batch = n) of the backend's runner, with a plain SGD
+    step of rate 0 that leaves the weights as they are and the gradient in ``net.grads``: on
+    a compiled backend its epoch kernel (BLAS products, the sparse first layer on sparse X),
+    else :class:`fastnn.training.BatchLoop` (the layers' ops in Python).
     """
 
     def __init__(self, est, net, cost, X, targets, ops, sw=None):
-        self.net, self.cost, self.X, self.T, self.ops = net, cost, X, targets.T, ops
-        self.alpha, self.n = float(est.alpha), X.shape[0]
-        self.scale = est._loss_scale()
-        self.fused_last = cost.fuses_with(net.layers[-1])
-        self.calls = 0
         n = X.shape[0]
-        self.s = None
+        self.net, self.X = net, X
+        self.alpha, self.n = float(est.alpha), n
+        self.scale = est._loss_scale()
+        self.calls = 0
+        still = SGD(1.0)
+        still.lr = 0.0  # p - 0 * g == p: a run computes the loss and gradient only
+        still.ensure_setup(net)
+        # (batch 1 with SGD is the online path, which writes no gradient: the Python loop then)
+        self.runner = (ops.make_runner(net, cost, still, X, targets, n) if n > 1 else None) or BatchLoop(
+            ops, net, cost, still, X, targets, n)
         if sw is not None:  # each sample's factor on its loss and delta (whose mean the cost takes)
-            self.s = batch_weights(sw, np.arange(n), n, False)[0]
+            self.runner.weigh(batch_weights(sw, np.arange(n), n, False)[0], None)
             self.n = float(sw.sum())
-        self.runner = None
-        if n > 1:
-            still = SGD(1.0)
-            still.lr = 0.0  # p - 0 * g == p: the run computes the loss and gradient only
-            still.ensure_setup(net)
-            self.runner = ops.make_runner(net, cost, still, X, targets, n)
-            if self.runner is not None and self.s is not None:
-                self.runner.weigh(self.s, None)
         self.order = np.arange(n, dtype=np.int64)
-
-    def _python(self):
-        net, ops, cost = self.net, self.ops, self.cost
-        out = self.X
-        for layer in net.layers:
-            out = layer.forward(out, ops)
-        delta = cost.output_delta(ops, out, self.T, net.layers[-1])
-        if self.s is None:
-            loss = cost.value(out, self.T)
-        else:
-            s = self.s.astype(net.dtype)
-            loss = float(np.dot(_ref.cost_rows(cost.code, out, self.T, cost.param), s.astype(np.float64)))
-            loss /= out.shape[0]
-            delta = delta * s[:, None]
-        net.backward(delta, ops, skip_last=self.fused_last, need_input_grad=False)
-        return loss
 
     def __call__(self, theta):
         net = self.net
         net.params[...] = theta
         with np.errstate(over="ignore", invalid="ignore"):
-            if self.runner is None:
-                loss = self._python()
-            else:
-                loss = self.runner.run(self.order, 0, 1)[0] / self.X.shape[0]
-                self.runner.finish()
+            loss = self.runner.run(self.order, 0, 1)[0] / self.X.shape[0]
+            self.runner.finish()
         loss *= self.scale
         w = net.params[:net.n_decay].astype(np.float64)
         loss += 0.5 * self.alpha * float(np.dot(w, w)) / self.n

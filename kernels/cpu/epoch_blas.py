@@ -14,14 +14,12 @@ epochs); only the matrix products sum in BLAS's order, so float64 training agree
 with the ``"numpy"`` backend (itself BLAS) to ~1e-13.
 """
 
-import math
-
 import numpy as np
 
 from fastnn.kernels.cpu.jit import jit
 from fastnn.kernels.cpu.update import batch_decay, step
 from fastnn.kernels.cpu.views import (
-    batch_rows, bias, delta_through, finish_forward, layer_grads, layer_out, output_delta, rows2d, weights)
+    batch_rows, bias, delta_through, finish_forward, layer_grads, layer_out, rows2d, tally, weights)
 from fastnn.kernels.layout import BOFF, DOFF, NIN, NOUT, YOFF
 
 
@@ -65,11 +63,7 @@ def train(model, opt, data, order, b0, b1, bs, xbuf, t0):
             A = Xb if l == 0 else layer_out(model, l - 1, B)
             np.dot(A, weights(params, spec, l), Y)
             finish_forward(model, l, B, bi * bs, bias(params, spec, l), spec[l, BOFF] >= 0)
-        ls, c = output_delta(model, data, rows, B)
-        loss += ls
-        correct += c
-        if bad < 0 and not math.isfinite(ls):
-            bad = bi
+        loss, correct, bad = tally(model, data, rows, B, bi, loss, correct, bad)
         # backward: dW_l = A_l.T @ D_l, db_l = sum D_l, D_{l-1} = (D_l @ W_l.T) * mask * act'
         for l in range(L - 1, -1, -1):
             nin = spec[l, NIN]

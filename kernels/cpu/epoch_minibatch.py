@@ -8,8 +8,6 @@ rows (weight gradient) over the threads. On sparse input the first layer reads X
 through its sparsity pattern (:mod:`.sparse`) and its input gradient is never computed.
 """
 
-import math
-
 from fastnn.kernels.cpu.jit import jit
 from fastnn.kernels.cpu.linear import (
     bwd_input_par, bwd_input_rows, bwd_weight_par, bwd_weight_rows, fwd_par, fwd_rows)
@@ -17,7 +15,7 @@ from fastnn.kernels.cpu.sparse import (
     bwd_weight_sparse_cols, bwd_weight_sparse_par, fwd_sparse_par, fwd_sparse_rows, sgd_sparse_rows)
 from fastnn.kernels.cpu.update import batch_decay, step_par, update_range
 from fastnn.kernels.cpu.views import (
-    batch_rows, bias, delta_through, finish_forward, layer_grads, layer_out, output_delta, rows2d, weights)
+    batch_rows, bias, delta_through, finish_forward, layer_grads, layer_out, rows2d, tally, weights)
 from fastnn.kernels.layout import BOFF, DOFF, LR, NIN, NOUT, WTOFF, YOFF
 
 
@@ -127,11 +125,7 @@ def train(model, opt, data, sp, order, b0, b1, bs, A0, t0, parallel, sparse_sgd)
         rows = batch_rows(order, bi, bs)
         B = rows.shape[0]
         _forward(model, data.X, sp, rows, A0, B, parallel, bi * bs)
-        ls, c = output_delta(model, data, rows, B)
-        loss += ls
-        correct += c
-        if bad < 0 and not math.isfinite(ls):
-            bad = bi
+        loss, correct, bad = tally(model, data, rows, B, bi, loss, correct, bad)
         _backward(model, data.X, sp, A0, rows, B, parallel, sparse_sgd, bi * bs)
         batch_decay(opt, data, bi)
         if sparse_sgd:

@@ -24,8 +24,6 @@ other optimizer gets the whole gradient (zero rows included: momentum and Adam m
 them too) and one flat update.
 """
 
-import math
-
 import numpy as np
 from numba import prange
 
@@ -34,7 +32,7 @@ from fastnn.kernels.cpu.jit import jit, pjit
 from fastnn.kernels.cpu.simd import axpy_rows  # see ROW_KERNELS
 from fastnn.kernels.cpu.update import batch_decay, step_par, update_range
 from fastnn.kernels.cpu.views import (
-    batch_rows, bias, delta_through, finish_forward, layer_grads, layer_out, output_delta, rows2d, weights)
+    batch_rows, bias, delta_through, finish_forward, layer_grads, layer_out, rows2d, tally, weights)
 from fastnn.kernels.layout import BOFF, DOFF, LR, NIN, NOUT, YOFF
 
 #: The row kernel of :mod:`.simd` this module uses (FASTNN_SIMD=0: :mod:`.plain`'s, same bits).
@@ -189,11 +187,7 @@ def train(model, opt, data, csr, cols, order, b0, b1, bs, t0, nblk, sparse_sgd):
             Y = rows2d(ws, spec[l, YOFF], B, spec[l, NOUT])
             np.dot(layer_out(model, l - 1, B), weights(params, spec, l), Y)
             finish_forward(model, l, B, bi * bs, bias(params, spec, l), spec[l, BOFF] >= 0)
-        ls, c = output_delta(model, data, rows, B)
-        loss += ls
-        correct += c
-        if bad < 0 and not math.isfinite(ls):
-            bad = bi
+        loss, correct, bad = tally(model, data, rows, B, bi, loss, correct, bad)
         # backward through the later layers (BLAS), down to the first layer's delta
         for l in range(L - 1, 0, -1):
             D, dW = layer_grads(model, l, B)  # and db = sum D

@@ -1,6 +1,8 @@
 """Views of the flat buffers that the layer table (:mod:`fastnn.kernels.layout`) describes,
 and the batch steps that the minibatch epochs share through them."""
 
+import math
+
 from fastnn.kernels.cpu.dropout import dropout_rows
 from fastnn.kernels.cpu.jit import jit
 from fastnn.kernels.cpu.linear import bwd_bias
@@ -100,6 +102,16 @@ def output_delta(model, data, rows, B):
     if not data.fused_last:  # (the last layer has no Dropout: plan.fusable)
         delta_through(model, L - 1, B, 0)
     return loss, correct
+
+
+@jit
+def tally(model, data, rows, B, bi, loss, correct, bad):
+    """:func:`output_delta` of batch ``bi``, added to an epoch's running ``(loss, correct, bad)``
+    (``bad``: the first batch whose loss is not finite, or -1)."""
+    ls, c = output_delta(model, data, rows, B)
+    if bad < 0 and not math.isfinite(ls):
+        bad = bi
+    return loss + ls, correct + c, bad
 
 
 @jit
